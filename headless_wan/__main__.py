@@ -1,0 +1,3 @@
+from headless_wan.cli import main
+
+raise SystemExit(main())

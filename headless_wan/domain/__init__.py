@@ -1,0 +1,1 @@
+"""Typed, frozen objects that cross layer boundaries. Depends on stdlib and pydantic only."""
