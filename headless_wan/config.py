@@ -38,8 +38,12 @@ class Settings(BaseSettings):
     )
 
     # --- queue -----------------------------------------------------------------------------
-    queue: QueueBackend = Field("sqlite", description="Queue backend: sqlite (embedded default), reigh, postgres.")
-    sqlite_path: Path = Field(Path("var/queue.sqlite3"), description="SQLite queue file (created on first use).")
+    queue: QueueBackend = Field(
+        "sqlite", description="Queue backend: sqlite (embedded default), reigh, postgres."
+    )
+    sqlite_path: Path = Field(
+        Path("var/queue.sqlite3"), description="SQLite queue file (created on first use)."
+    )
     supabase_url: str | None = Field(
         None, validation_alias=_env("SUPABASE_URL"), description="Reigh/Supabase project URL (reigh queue)."
     )
@@ -51,7 +55,9 @@ class Settings(BaseSettings):
     task_types: tuple[str, ...] = Field(
         (), description="Only claim these task types (JSON list); empty = every type this worker runs."
     )
-    max_attempts: int = Field(3, ge=1, description="Claims a task may use up before a dead worker's task is Failed.")
+    max_attempts: int = Field(
+        3, ge=1, description="Claims a task may use up before a dead worker's task is Failed."
+    )
     lease_s: float = Field(
         60.0, gt=0, description="How long a claim stays valid without a heartbeat (embedded queues)."
     )
@@ -62,15 +68,23 @@ class Settings(BaseSettings):
         validation_alias=_env("WORKER_ID"),
         description="This worker's id (default: hostname plus a random suffix).",
     )
-    heartbeat_interval_s: float = Field(15.0, gt=0, description="Heartbeat period; must be well under lease_s.")
+    heartbeat_interval_s: float = Field(
+        15.0, gt=0, description="Heartbeat period; must be well under lease_s."
+    )
     poll_min_s: float = Field(0.5, gt=0, description="Idle poll delay right after work was found.")
-    poll_max_s: float = Field(10.0, gt=0, description="Longest idle poll delay (idle polling backs off to it).")
+    poll_max_s: float = Field(
+        10.0, gt=0, description="Longest idle poll delay (idle polling backs off to it)."
+    )
     shutdown_grace_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long the current task may run on before it is released."
     )
-    output_dir: Path = Field(Path("var/outputs"), description="Where finished outputs are stored (local storage).")
+    output_dir: Path = Field(
+        Path("var/outputs"), description="Where finished outputs are stored (local storage)."
+    )
     work_dir: Path = Field(Path("var/work"), description="Scratch space; one folder per running task.")
-    keep_failed_workdirs: bool = Field(False, description="Keep a failed task's scratch folder for debugging.")
+    keep_failed_workdirs: bool = Field(
+        False, description="Keep a failed task's scratch folder for debugging."
+    )
 
     # --- generation ------------------------------------------------------------------------
     model_override: str | None = Field(

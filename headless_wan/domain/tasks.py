@@ -54,6 +54,9 @@ class Task:
     updated_at: datetime | None = None
     generation_started_at: datetime | None = None
     generation_processed_at: datetime | None = None
+    parent_id: str | None = None
+    params_error: str | None = None
+    """Set when the stored params could not be read as a JSON object; such a task is failed at claim."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class NewTask:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     dependant_on: tuple[str, ...] = ()
     project_id: str | None = None
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,200 @@
+"""Command line: `worker` (the default), `run TASK.json`, `submit TASK.json`, `tasks`.
+
+This is the edge: the only place that reads settings (environment, `.env`, flags), sets up logging
+and wires objects together. `--help`, `submit` and `tasks` never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from headless_wan import __version__
+from headless_wan import logging as hw_logging
+from headless_wan.config import Settings
+from headless_wan.domain.task_file import TaskFileError, load_task_file
+from headless_wan.domain.tasks import Task, TaskStatus
+from headless_wan.errors import HeadlessWanError
+
+COMMANDS = ("worker", "run", "submit", "tasks")
+EXIT_USAGE = 2
+EXIT_TASK_FAILED = 1
+
+log = logging.getLogger("headless_wan.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        settings = Settings(**_overrides(args))
+    except ValidationError as exc:
+        print(f"headless_wan: invalid settings: {_settings_problems(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    hw_logging.configure(settings.log_level, settings.log_format)
+    try:
+        return int(args.handler(args, settings))
+    except (HeadlessWanError, TaskFileError) as exc:
+        print(f"headless_wan: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from headless_wan.wiring import build_handlers, build_queue, build_worker
+    from headless_wan.worker.dispatch import HandlerRegistry
+    from headless_wan.worker.signals import on_stop_signal
+
+    queue, heartbeat_queue = build_queue(settings), build_queue(settings)  # heartbeat gets its own connection
+    registry = HandlerRegistry(build_handlers(settings))
+    worker = build_worker(settings, queue, heartbeat_queue, registry, drain=args.drain)
+    log.info(
+        "worker %s on the %s queue; task types: %s",
+        settings.worker_id,
+        settings.queue,
+        ", ".join(sorted(registry.task_types)),
+        extra={"action": "worker_config"},
+    )
+    with on_stop_signal(worker.request_stop):
+        return worker.run()
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from headless_wan.queue.memory import InMemoryQueue
+    from headless_wan.storage.local import LocalStorage
+    from headless_wan.wiring import build_handlers, build_worker
+    from headless_wan.worker.dispatch import HandlerRegistry
+    from headless_wan.worker.signals import on_stop_signal
+
+    new_task = load_task_file(args.task_file)
+    queue = InMemoryQueue(LocalStorage(settings.output_dir), lease_s=settings.lease_s, max_attempts=1)
+    queue.enqueue(new_task)
+    worker = build_worker(settings, queue, queue, HandlerRegistry(build_handlers(settings)), drain=True)
+    with on_stop_signal(worker.request_stop):
+        code = worker.run()
+    task = queue.get(new_task.id)
+    assert task is not None
+    if task.status is TaskStatus.COMPLETE:
+        for child in queue.children(task.id):
+            log.info("child %s %s: %s", child.task_type, child.id, child.output_location)
+        print(task.output_location or "")
+        return code
+    print(f"headless_wan: task {task.id} ended {task.status.value}: {_reason(queue, task)}", file=sys.stderr)
+    return code or EXIT_TASK_FAILED
+
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from headless_wan.wiring import build_queue
+
+    new_task = load_task_file(args.task_file)
+    queue = build_queue(settings)
+    queue.open()
+    try:
+        print(queue.enqueue(new_task))
+    finally:
+        queue.close()
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
+    from headless_wan.wiring import build_queue
+
+    status = TaskStatus.parse(args.status) if args.status else None
+    queue = build_queue(settings)
+    queue.open()
+    try:
+        rows = queue.list_tasks(status, limit=args.limit)
+    finally:
+        queue.close()
+    print(f"{'id':36}  {'task_type':22}  {'status':11}  {'att':>3}  {'updated':19}  output / error")
+    for task in rows:
+        updated = task.updated_at.strftime("%Y-%m-%d %H:%M:%S") if task.updated_at else ""
+        detail = task.error_message if task.status is TaskStatus.FAILED else task.output_location
+        print(
+            f"{task.id:36}  {task.task_type[:22]:22}  {task.status.value:11}  {task.attempts:>3}  "
+            f"{updated:19}  {(detail or '')[:80]}"
+        )
+    return 0
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def _reason(queue: Any, task: Task) -> str:
+    if task.error_message:
+        return task.error_message
+    pending = [c for c in queue.children(task.id) if not c.status.is_terminal]
+    if pending:
+        return f"{len(pending)} child task(s) could not run (blocked dependencies?)"
+    return "no result"
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    """Plain `python -m headless_wan [options]` means `worker [options]`."""
+    if any(arg in ("-h", "--help", "--version") for arg in argv) and not any(a in COMMANDS for a in argv):
+        return argv
+    return argv if any(arg in COMMANDS for arg in argv) else ["worker", *argv]
+
+
+def _common_options() -> argparse.ArgumentParser:
+    # SUPPRESS keeps a flag given before the command from being reset by the subcommand's default.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument(
+        "--queue", choices=("sqlite", "reigh", "postgres"), help="queue backend (env HW_QUEUE)"
+    )
+    common.add_argument("--sqlite-path", type=Path, help="SQLite queue file (env HW_SQLITE_PATH)")
+    common.add_argument("--output-dir", type=Path, help="where outputs are stored (env HW_OUTPUT_DIR)")
+    common.add_argument("--worker-id", help="this worker's id (env WORKER_ID)")
+    common.add_argument(
+        "--model-override",
+        metavar="PRESET",
+        help="force every generation onto one model preset (env HW_MODEL_OVERRIDE)",
+    )
+    common.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="env HW_LOG_LEVEL")
+    common.add_argument("--log-format", choices=("text", "json"), help="env HW_LOG_FORMAT")
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="python -m headless_wan",
+        description="Headless GPU worker: claims video-generation tasks from a queue and runs them.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"headless_wan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    worker = sub.add_parser("worker", parents=[common], help="poll the queue and run tasks (default)")
+    worker.add_argument("--drain", action="store_true", help="exit once nothing is claimable")
+    worker.set_defaults(handler=cmd_worker)
+
+    run = sub.add_parser("run", parents=[common], help="run one task JSON locally, with any child tasks")
+    run.add_argument("task_file", type=Path, metavar="TASK.json")
+    run.set_defaults(handler=cmd_run)
+
+    submit = sub.add_parser("submit", parents=[common], help="enqueue a task JSON; prints its id")
+    submit.add_argument("task_file", type=Path, metavar="TASK.json")
+    submit.set_defaults(handler=cmd_submit)
+
+    tasks = sub.add_parser("tasks", parents=[common], help="list tasks on the configured queue")
+    tasks.add_argument("--status", help="Queued, 'In Progress', Complete, Failed or Cancelled")
+    tasks.add_argument("--limit", type=int, default=50)
+    tasks.set_defaults(handler=cmd_tasks)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("queue", "sqlite_path", "output_dir", "worker_id", "model_override", "log_level", "log_format")
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())

@@ -1,0 +1,1 @@
+"""Queue clients behind one protocol. Importing this package never imports torch."""

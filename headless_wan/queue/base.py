@@ -1,0 +1,82 @@
+"""The one protocol every queue backend implements.
+
+The worker loop talks only to this. Backends return frozen domain objects; no rows, JSON or HTTP
+responses leak upwards. Every write about a claimed task is fenced by its `claim_token`: once a
+lease has expired and the task went back to the queue, the old holder's writes raise `ClaimLost`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Protocol
+
+from headless_wan.domain.tasks import ClaimedTask, NewTask, Task, TaskResult, TaskStatus
+
+
+class QueueClient(Protocol):
+    def open(self) -> None:
+        """Connect (and create the schema where the backend owns it). Safe to call twice."""
+        ...
+
+    def close(self) -> None: ...
+
+    def enqueue(self, task: NewTask) -> str:
+        """Insert a Queued task and return its id. An id that already exists is left untouched
+        (this is what makes orchestrator re-runs idempotent)."""
+        ...
+
+    def claim(self, worker_id: str, task_types: Collection[str] | None = None) -> ClaimedTask | None:
+        """Atomically take the oldest Queued task whose dependencies are all Complete
+        (optionally only of `task_types`), or None. Also returns expired leases to the queue."""
+        ...
+
+    def heartbeat(self, claim: ClaimedTask) -> TaskStatus | None:
+        """Extend the claim's lease. Returns the task's status, or None when the claim is lost
+        (lease expired and the task was requeued or taken by another worker)."""
+        ...
+
+    def mark_started(self, claim: ClaimedTask) -> None:
+        """Set `generation_started_at` now (called after model load, so loading is not billed)."""
+        ...
+
+    def complete(self, claim: ClaimedTask, result: TaskResult) -> Task:
+        """Publish the result's files, then mark the task Complete. Raises `ClaimLost` when the
+        task is no longer ours. Returns the updated row."""
+        ...
+
+    def mark_waiting(self, claim: ClaimedTask, message: str) -> None:
+        """Leave the task In Progress without a lease: it spawned children that finish it."""
+        ...
+
+    def fail(self, claim: ClaimedTask, message: str) -> None:
+        """Mark the task Failed with a user-readable message (and cascade to its parent)."""
+        ...
+
+    def release(self, claim: ClaimedTask, reason: str) -> None:
+        """Give the task back: Queued with attempts+1, or Failed once the attempt cap is reached."""
+        ...
+
+    def get(self, task_id: str) -> Task | None: ...
+
+    def list_tasks(self, status: TaskStatus | None = None, limit: int = 100) -> list[Task]:
+        """Most recent first."""
+        ...
+
+    def children(self, parent_id: str) -> list[Task]:
+        """Tasks spawned by `parent_id`, oldest first."""
+        ...
+
+    def cancel(self, task_id: str) -> bool:
+        """Cancel a task that has not finished (user action). Returns False if it already had."""
+        ...
+
+
+class QueueFactory(Protocol):
+    """Builds a fresh client; the heartbeat thread gets its own so a stuck main-thread call
+    cannot starve liveness."""
+
+    def __call__(self) -> QueueClient: ...
+
+
+def enqueue_all(queue: QueueClient, tasks: Sequence[NewTask]) -> list[str]:
+    return [queue.enqueue(task) for task in tasks]

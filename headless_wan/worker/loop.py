@@ -1,0 +1,266 @@
+"""The worker loop: claim → validate → dispatch → publish → complete, one task at a time.
+
+It talks to the queue only through `QueueClient`, to handlers only through `Handler`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from headless_wan.domain.tasks import ClaimedTask, TaskResult
+from headless_wan.errors import HeadlessWanError, TransientError
+from headless_wan.handlers.base import CancelToken, TaskContext
+from headless_wan.queue.base import QueueClient
+from headless_wan.worker.context import QueueChildTasks
+from headless_wan.worker.dispatch import HandlerRegistry
+from headless_wan.worker.heartbeat import Heartbeat
+from headless_wan.worker.progress import ProgressReporter
+from headless_wan.worker.retry import Action, decide
+
+EXIT_OK = 0
+EXIT_FATAL = 70
+
+logger = logging.getLogger("headless_wan.worker")
+
+# Final status writes must land: a few quick retries ride out a locked or briefly unreachable queue.
+# If they still fail, the lease expires and the task is requeued, so nothing is lost either way.
+_persist = retry(
+    retry=retry_if_exception_type(TransientError),
+    stop=stop_after_attempt(5),
+    wait=wait_exponential_jitter(initial=0.2, max=5),
+    reraise=True,
+)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    worker_id: str
+    work_dir: Path
+    task_types: frozenset[str] | None = None
+    drain: bool = False
+    poll_min_s: float = 0.5
+    poll_max_s: float = 10.0
+    shutdown_grace_s: float = 30.0
+    cancel_timeout_s: float = 15.0
+    progress_interval_s: float = 2.0
+    keep_failed_workdirs: bool = False
+
+
+@dataclass
+class _Current:
+    claim: ClaimedTask
+    cancel: CancelToken
+    done: threading.Event
+
+
+class Worker:
+    def __init__(
+        self, queue: QueueClient, registry: HandlerRegistry, heartbeat: Heartbeat, options: WorkerOptions
+    ) -> None:
+        self.queue = queue
+        self.registry = registry
+        self.heartbeat = heartbeat
+        self.options = options
+        self.exit_code = EXIT_OK
+        self._stop = threading.Event()
+        self._stop_requests = 0
+        self._current: _Current | None = None
+        self._queue_down = False
+        self._log = logging.LoggerAdapter(logger, {"worker_id": options.worker_id})
+
+    # --- control ---------------------------------------------------------------------------
+
+    def request_stop(self, signum: int | None = None) -> None:
+        """Stop claiming. A running task may finish within the grace period; a second request
+        cancels it at once. Safe to call from a signal handler."""
+        self._stop_requests += 1
+        self._stop.set()
+        current = self._current
+        if current is None:
+            return
+        grace = 0.0 if self._stop_requests > 1 else self.options.shutdown_grace_s
+        threading.Thread(target=self._enforce_shutdown, args=(current, grace), daemon=True).start()
+
+    def run(self) -> int:
+        self.queue.open()
+        self.heartbeat.start()
+        self._log.info("worker started", extra={"action": "worker_started"})
+        try:
+            self._serve()
+        finally:
+            self.heartbeat.stop()
+            self._log.info("worker stopped", extra={"action": "worker_stopped"})
+        return self.exit_code
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        delay = self.options.poll_min_s
+        while not self._stop.is_set():
+            claim = self._try_claim()
+            if claim is None:
+                if self.options.drain and not self._queue_down:
+                    return
+                self._stop.wait(delay)  # an event, not a sleep: a stop request wakes us at once
+                delay = min(delay * 2, self.options.poll_max_s)
+                continue
+            delay = self.options.poll_min_s
+            if not self._process(claim):
+                return
+
+    def _try_claim(self) -> ClaimedTask | None:
+        try:
+            claim = self.queue.claim(self.options.worker_id, self.options.task_types)
+        except TransientError as exc:
+            self._queue_down = True
+            self._log.warning("claim failed: %s", exc, extra={"action": "claim_failed"})
+            return None
+        self._queue_down = False
+        return claim
+
+    def _process(self, claim: ClaimedTask) -> bool:
+        """Run one claimed task to a final state. Returns False when the worker must stop."""
+        log = logging.LoggerAdapter(
+            logger,
+            {"worker_id": self.options.worker_id, "task_id": claim.id, "task_type": claim.task_type},
+        )
+        log.info("claimed %s task %s", claim.task_type, claim.id, extra={"action": "claim_task"})
+        cancel = CancelToken()
+        progress = ProgressReporter(log, self.options.progress_interval_s)
+        workdir = self.options.work_dir / _safe_dirname(claim.id)
+        current = _Current(claim, cancel, threading.Event())
+        self._current = current
+        self.heartbeat.watch(claim, cancel)
+        if self._stop.is_set():  # a stop arrived between the claim and now
+            self.request_stop()
+        try:
+            result = self._run_handler(claim, cancel, progress, workdir, log)
+        except BaseException as exc:
+            progress.close()
+            return self._handle_error(claim, exc, workdir, log)
+        else:
+            progress.close()
+            self._finish(claim, result, workdir, log)
+            return True
+        finally:
+            self.heartbeat.unwatch()
+            self._current = None
+            current.done.set()
+
+    def _run_handler(
+        self,
+        claim: ClaimedTask,
+        cancel: CancelToken,
+        progress: ProgressReporter,
+        workdir: Path,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> TaskResult:
+        handler, params = self.registry.resolve(claim.task)
+        workdir.mkdir(parents=True, exist_ok=True)
+        ctx = TaskContext(
+            task=claim.task,
+            workdir=workdir,
+            cancel=cancel,
+            progress=progress,
+            children=QueueChildTasks(self.queue, claim),
+            mark_started=lambda: self._mark_started(claim, log),
+            log=log,
+        )
+        log.info("running", extra={"action": "task_started"})
+        result = handler.run(ctx, params)
+        cancel.check()  # cancelled while finishing up: publish nothing
+        return result
+
+    def _mark_started(self, claim: ClaimedTask, log: logging.LoggerAdapter[logging.Logger]) -> None:
+        try:
+            self.queue.mark_started(claim)
+        except TransientError as exc:  # billing start is best effort; the task goes on
+            log.warning("could not mark task started: %s", exc, extra={"action": "mark_started_failed"})
+
+    def _finish(
+        self,
+        claim: ClaimedTask,
+        result: TaskResult,
+        workdir: Path,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        try:
+            if result.waiting:
+                _persist(self.queue.mark_waiting)(claim, result.message or "Waiting for child tasks")
+                log.info("waiting for child tasks", extra={"action": "task_waiting"})
+            else:
+                task = _persist(self.queue.complete)(claim, result)
+                log.info("complete: %s", task.output_location, extra={"action": "task_succeeded"})
+        except BaseException as exc:
+            self._handle_error(claim, exc, workdir, log)
+            return
+        # Only now, with completion acknowledged, may local files go.
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    def _handle_error(
+        self,
+        claim: ClaimedTask,
+        exc: BaseException,
+        workdir: Path,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> bool:
+        decision = decide(exc, claim.task_type)
+        detailed = decision.action is Action.FATAL or not isinstance(exc, Exception) or _is_unexpected(exc)
+        log.log(
+            logging.ERROR if decision.action in (Action.FAIL, Action.FATAL) else logging.WARNING,
+            "%s: %s",
+            decision.action.value,
+            decision.message,
+            exc_info=exc if detailed else None,
+            extra={"action": f"task_{decision.action.value}"},
+        )
+        try:
+            if decision.action is Action.FAIL:
+                _persist(self.queue.fail)(claim, decision.message)
+            elif decision.action in (Action.RELEASE, Action.FATAL):
+                _persist(self.queue.release)(claim, decision.message)
+        except Exception as write_exc:
+            log.error("could not record the outcome: %s", write_exc, extra={"action": "status_write_failed"})
+        if decision.action is not Action.FAIL or not self.options.keep_failed_workdirs:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if decision.action is Action.FATAL:
+            self.exit_code = EXIT_FATAL
+            return False
+        return True
+
+    def _enforce_shutdown(self, current: _Current, grace_s: float) -> None:
+        """Give the running task `grace_s` to finish, then cancel it; if it ignores the cancel,
+        release it with the heartbeat's own client and exit (the main thread may be stuck)."""
+        if current.done.wait(grace_s):
+            return
+        self._log.warning("grace period over; cancelling", extra={"action": "shutdown_cancel"})
+        current.cancel.cancel("shutdown")
+        if current.done.wait(self.options.cancel_timeout_s):
+            return
+        self._log.error(
+            "task ignored cancellation; releasing and exiting", extra={"action": "shutdown_forced"}
+        )
+        try:
+            self.heartbeat.queue.release(current.claim, "worker shut down before the task finished")
+        finally:
+            logging.shutdown()
+            os._exit(EXIT_OK)
+
+
+_UNSAFE_DIR = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _safe_dirname(task_id: str) -> str:
+    return _UNSAFE_DIR.sub("_", task_id).strip("._") or "task"
+
+
+def _is_unexpected(exc: BaseException) -> bool:
+    return not isinstance(exc, HeadlessWanError)
