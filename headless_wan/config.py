@@ -86,6 +86,17 @@ class Settings(BaseSettings):
         False, description="Keep a failed task's scratch folder for debugging."
     )
 
+    cancel_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="After a cancel, how long a task may take to stop before the worker releases it and exits.",
+    )
+    progress_interval_s: float = Field(2.0, gt=0, description="At most one progress log line per task this often.")
+    handler_plugins: tuple[str, ...] = Field(
+        (),
+        description='Extra task handlers, a JSON list of "module:factory" (factory() returns a list of handlers).',
+    )
+
     # --- generation ------------------------------------------------------------------------
     model_override: str | None = Field(
         None, description="Force every generation onto this model preset (e.g. tiny for CPU smoke runs)."
