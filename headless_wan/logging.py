@@ -48,3 +48,12 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     # Library chatter (HTTP request lines may carry signed URLs) stays out of INFO logs.
     for noisy in ("httpx", "httpcore", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class ContextAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A LoggerAdapter whose context is merged with each call's `extra` (the stock one replaces it,
+    which would drop the per-record `action`)."""
+
+    def process(self, msg: object, kwargs: dict) -> tuple[object, dict]:  # type: ignore[type-arg]
+        kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
+        return msg, kwargs

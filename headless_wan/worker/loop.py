@@ -18,6 +18,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from headless_wan.domain.tasks import ClaimedTask, TaskResult
 from headless_wan.errors import HeadlessWanError, TransientError
 from headless_wan.handlers.base import CancelToken, TaskContext
+from headless_wan.logging import ContextAdapter
 from headless_wan.queue.base import QueueClient
 from headless_wan.worker.context import QueueChildTasks
 from headless_wan.worker.dispatch import HandlerRegistry
@@ -35,7 +36,7 @@ logger = logging.getLogger("headless_wan.worker")
 _persist = retry(
     retry=retry_if_exception_type(TransientError),
     stop=stop_after_attempt(5),
-    wait=wait_exponential_jitter(initial=0.2, max=5),
+    wait=wait_exponential_jitter(multiplier=0.2, max=5),
     reraise=True,
 )
 
@@ -74,7 +75,7 @@ class Worker:
         self._stop_requests = 0
         self._current: _Current | None = None
         self._queue_down = False
-        self._log = logging.LoggerAdapter(logger, {"worker_id": options.worker_id})
+        self._log = ContextAdapter(logger, {"worker_id": options.worker_id})
 
     # --- control ---------------------------------------------------------------------------
 
@@ -83,11 +84,17 @@ class Worker:
         cancels it at once. Safe to call from a signal handler."""
         self._stop_requests += 1
         self._stop.set()
+        self._log.info("stop requested (%d)", self._stop_requests, extra={"action": "stop_requested"})
         current = self._current
         if current is None:
             return
         grace = 0.0 if self._stop_requests > 1 else self.options.shutdown_grace_s
         threading.Thread(target=self._enforce_shutdown, args=(current, grace), daemon=True).start()
+
+    @property
+    def current_task_id(self) -> str | None:
+        current = self._current
+        return current.claim.id if current else None
 
     def run(self) -> int:
         self.queue.open()
@@ -128,7 +135,7 @@ class Worker:
 
     def _process(self, claim: ClaimedTask) -> bool:
         """Run one claimed task to a final state. Returns False when the worker must stop."""
-        log = logging.LoggerAdapter(
+        log = ContextAdapter(
             logger,
             {"worker_id": self.options.worker_id, "task_id": claim.id, "task_type": claim.task_type},
         )
