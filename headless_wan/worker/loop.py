@@ -117,7 +117,7 @@ class Worker:
                 if self.options.drain and not self._queue_down:
                     return
                 self._stop.wait(delay)  # an event, not a sleep: a stop request wakes us at once
-                delay = min(delay * 2, self.options.poll_max_s)
+                delay = next_idle_delay(delay, self.options.poll_max_s)
                 continue
             delay = self.options.poll_min_s
             if not self._process(claim):
@@ -260,6 +260,11 @@ class Worker:
         finally:
             logging.shutdown()
             os._exit(EXIT_OK)
+
+
+def next_idle_delay(delay_s: float, max_s: float) -> float:
+    """Idle polling doubles its wait after each empty claim, up to `max_s`."""
+    return min(delay_s * 2, max_s)
 
 
 _UNSAFE_DIR = re.compile(r"[^A-Za-z0-9._-]+")

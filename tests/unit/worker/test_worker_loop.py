@@ -15,7 +15,7 @@ from headless_wan.queue.memory import InMemoryQueue
 from headless_wan.storage.local import LocalStorage
 from headless_wan.worker.dispatch import HandlerRegistry
 from headless_wan.worker.heartbeat import Heartbeat
-from headless_wan.worker.loop import EXIT_OK, Worker, WorkerOptions
+from headless_wan.worker.loop import EXIT_FATAL, EXIT_OK, Worker, WorkerOptions, next_idle_delay
 from tests.fixtures.handlers import all_handlers
 from tests.helpers import wait_for
 
@@ -202,3 +202,22 @@ def test_heartbeat_keeps_a_long_task_claimed(tmp_path: Path) -> None:
     thread.join(timeout=10)
     done = row(queue, task_id)
     assert done.status is TaskStatus.COMPLETE and done.attempts == 0
+
+
+def test_worker_fatal_error_releases_the_task_and_stops_non_zero(
+    queue: InMemoryQueue, tmp_path: Path
+) -> None:
+    doomed = submit(queue, "fatal")
+    untouched = submit(queue, "echo", {"message": "for a healthy worker"})
+    assert make_worker(queue, tmp_path).run() == EXIT_FATAL
+    released = row(queue, doomed)
+    assert released.status is TaskStatus.QUEUED and released.attempts == 1
+    assert "illegal memory access" in (released.error_message or "")
+    assert row(queue, untouched).status is TaskStatus.QUEUED
+
+
+def test_idle_polling_backs_off_to_its_bound() -> None:
+    delays = [0.5]
+    for _ in range(6):
+        delays.append(next_idle_delay(delays[-1], 10.0))
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
