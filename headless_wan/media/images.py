@@ -1,0 +1,80 @@
+"""RGB frames as numpy arrays and PIL images.
+
+A frame is a uint8 array of shape (H, W, 3) in RGB order everywhere in the program. Float frames (engine output)
+are accepted in [0, 1] and converted once, here, by rounding: truncation would darken every frame by half a level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from headless_wan.errors import MediaError
+from headless_wan.media.files import atomic_path
+
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+JPEG_QUALITY = 95
+
+
+def to_uint8_rgb(frame: np.ndarray) -> np.ndarray:
+    """Return `frame` as a C-contiguous uint8 (H, W, 3) array.
+
+    uint8 input is returned as is (no copy when already contiguous); floating point input is clipped to [0, 1],
+    scaled to 0..255 and rounded. Raises ValueError for other shapes or dtypes.
+    """
+    array = np.asarray(frame)
+    if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"expected an RGB frame of shape (H, W, 3), got {array.shape}")
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if np.issubdtype(array.dtype, np.floating):
+        scaled = np.rint(np.clip(array, 0.0, 1.0) * 255.0)
+        return np.ascontiguousarray(scaled.astype(np.uint8))
+    raise ValueError(f"expected a uint8 or float frame, got dtype {array.dtype}")
+
+
+def frame_to_pil(frame: np.ndarray) -> Image.Image:
+    return Image.fromarray(to_uint8_rgb(frame), mode="RGB")
+
+
+def frames_to_pil(frames: Iterable[np.ndarray]) -> list[Image.Image]:
+    """Convert frames to RGB PIL images (the form diffusers pipelines accept)."""
+    return [frame_to_pil(frame) for frame in frames]
+
+
+def pil_to_frame(image: Image.Image) -> np.ndarray:
+    """An RGB PIL image (any mode is converted) as a uint8 (H, W, 3) array."""
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def save_image(frame: np.ndarray | Image.Image, path: Path) -> Path:
+    """Write a frame as PNG or JPEG, chosen by the suffix of `path`, atomically. Returns `path`."""
+    path = Path(path)
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"unsupported image suffix {path.suffix!r} (use .png, .jpg or .jpeg)")
+    image = frame.convert("RGB") if isinstance(frame, Image.Image) else frame_to_pil(frame)
+    options = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt, **options)
+    return path
+
+
+def load_image(path: Path) -> Image.Image:
+    """Open an image as RGB, honouring its EXIF orientation (phone photos are stored sideways).
+
+    The pixels are loaded before returning, so the file is closed. Alpha is dropped (not composited).
+    Raises MediaError when the file is missing or not an image.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as opened:
+            upright = ImageOps.exif_transpose(opened)
+            upright.load()
+            return upright.convert("RGB")
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
+        raise MediaError(f"cannot read image {path.name}: {exc}") from None
