@@ -106,3 +106,11 @@ class TaskResult:
     message: str | None = None
     waiting: bool = False
     metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SegmentOutput:
+    """A completed travel segment of one orchestrator run (Reigh's `get-completed-segments` row)."""
+
+    segment_index: int
+    output_location: str

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
-from headless_wan.domain.tasks import NewTask, Task, TaskResult
+from headless_wan.domain.tasks import NewTask, SegmentOutput, Task, TaskResult
 from headless_wan.errors import TaskCancelled
 
 
@@ -63,6 +63,18 @@ class ChildTasks(Protocol):
         ...
 
 
+class TaskLookup(Protocol):
+    """Read-only queue lookups for handlers that consume other tasks' outputs."""
+
+    def get(self, task_id: str) -> Task | None:
+        """Any task by id (e.g. a predecessor in `dependant_on`), with its status and output."""
+        ...
+
+    def completed_segments(self, run_id: str, project_id: str | None = None) -> list[SegmentOutput]:
+        """Completed travel segments of one orchestrator run, ordered by segment_index."""
+        ...
+
+
 @dataclass(frozen=True)
 class TaskContext:
     task: Task
@@ -73,6 +85,8 @@ class TaskContext:
     mark_started: Callable[[], None]
     """Call once expensive set-up (model load) is done: billing and the stuck-task clock start here."""
     log: logging.LoggerAdapter[logging.Logger]
+    lookup: TaskLookup | None = None
+    """Queue lookups (set by the worker; None only in handler unit tests that need none)."""
 
 
 class Handler(Protocol):

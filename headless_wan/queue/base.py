@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
-from headless_wan.domain.tasks import ClaimedTask, NewTask, Task, TaskResult, TaskStatus
+from headless_wan.domain.tasks import ClaimedTask, NewTask, SegmentOutput, Task, TaskResult, TaskStatus
 
 
 class QueueClient(Protocol):
@@ -64,6 +64,11 @@ class QueueClient(Protocol):
 
     def children(self, parent_id: str) -> list[Task]:
         """Tasks spawned by `parent_id`, oldest first."""
+        ...
+
+    def completed_segments(self, run_id: str, project_id: str | None = None) -> list[SegmentOutput]:
+        """Complete `travel_segment` tasks whose `params.orchestrator_run_id` is `run_id`, by
+        `segment_index`; rows whose index is not an integer are left out (as Reigh does)."""
         ...
 
     def cancel(self, task_id: str) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from headless_wan.domain.tasks import ClaimedTask, NewTask, Task, TaskResult, TaskStatus
+from headless_wan.domain.tasks import ClaimedTask, NewTask, SegmentOutput, Task, TaskResult, TaskStatus
 from headless_wan.errors import ClaimLost
 from headless_wan.queue import semantics
 from headless_wan.storage.base import Storage, publish_result
@@ -118,6 +118,10 @@ class InMemoryQueue:
     def children(self, parent_id: str) -> list[Task]:
         with self._lock:
             return [t for t in self._tasks.values() if t.parent_id == parent_id]
+
+    def completed_segments(self, run_id: str, project_id: str | None = None) -> list[SegmentOutput]:
+        with self._lock:
+            return semantics.completed_segments(list(self._tasks.values()), run_id, project_id)
 
     def cancel(self, task_id: str) -> bool:
         with self._lock:

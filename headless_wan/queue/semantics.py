@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from headless_wan.domain.tasks import Task, TaskStatus
+from headless_wan.domain.tasks import SegmentOutput, Task, TaskStatus
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -85,3 +85,26 @@ def parent_outcome(children: Sequence[Task]) -> ParentOutcome:
 
 def sibling_cancel_message(parent_id: str) -> str:
     return f"Cancelled because a sibling task of parent {parent_id} failed."
+
+
+SEGMENT_TASK_TYPE = "travel_segment"
+
+
+def segment_output(task: Task) -> SegmentOutput | None:
+    """The task as a completed segment row, or None when its index is not a JSON integer."""
+    index = task.params.get("segment_index")
+    if isinstance(index, bool) or not isinstance(index, int) or task.output_location is None:
+        return None
+    return SegmentOutput(index, task.output_location)
+
+
+def completed_segments(tasks: Sequence[Task], run_id: str, project_id: str | None) -> list[SegmentOutput]:
+    rows = [
+        segment_output(t)
+        for t in tasks
+        if t.task_type == SEGMENT_TASK_TYPE
+        and t.status is TaskStatus.COMPLETE
+        and t.params.get("orchestrator_run_id") == run_id
+        and (project_id is None or t.project_id == project_id)
+    ]
+    return sorted((row for row in rows if row is not None), key=lambda row: row.segment_index)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from headless_wan.domain.tasks import ClaimedTask, NewTask, Task, TaskResult, TaskStatus
+from headless_wan.domain.tasks import ClaimedTask, NewTask, SegmentOutput, Task, TaskResult, TaskStatus
 from headless_wan.errors import ClaimLost, QueueUnavailable
 from headless_wan.queue import semantics
 from headless_wan.queue.sql_files import load_queries
@@ -187,6 +187,12 @@ class SqliteQueue:
 
     def children(self, parent_id: str) -> list[Task]:
         return [_to_task(r) for r in self._read(Q["children"], {"parent_id": parent_id})]
+
+    def completed_segments(self, run_id: str, project_id: str | None = None) -> list[SegmentOutput]:
+        rows = self._read(
+            Q["completed_segments"], {"run_id": run_id, "task_type": semantics.SEGMENT_TASK_TYPE}
+        )
+        return semantics.completed_segments([_to_task(r) for r in rows], run_id, project_id)
 
     # --- internals -------------------------------------------------------------------------
 

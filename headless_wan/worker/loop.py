@@ -180,6 +180,7 @@ class Worker:
             children=QueueChildTasks(self.queue, claim),
             mark_started=lambda: self._mark_started(claim, log),
             log=log,
+            lookup=self.queue,
         )
         log.info("running", extra={"action": "task_started"})
         result = handler.run(ctx, params)

@@ -201,3 +201,23 @@ def test_list_filters_by_status_newest_first(queue: QueueClient) -> None:
     assert [t.id for t in queue.list_tasks()] == [second, first]
     assert [t.id for t in queue.list_tasks(TaskStatus.FAILED)] == [first]
     assert [t.id for t in queue.list_tasks(TaskStatus.QUEUED)] == [second]
+
+
+def test_completed_segments_of_a_run_in_index_order(queue: QueueClient, tmp_path: Path) -> None:
+    def segment(index: object, run: str = "run-1", project: str = "p1") -> None:
+        params = {"orchestrator_run_id": run, "segment_index": index}
+        queue.enqueue(NewTask("travel_segment", params, project_id=project))
+        _tick(queue)
+
+    segment(1)
+    segment(0)
+    segment("2")  # not a JSON integer: left out, as Reigh does
+    segment(0, run="run-2")
+    segment(3)  # stays queued
+    for n in range(4):
+        queue.complete(queue.claim("w1"), _output(tmp_path, f"s{n}.txt"))  # type: ignore[arg-type]
+    rows = queue.completed_segments("run-1")
+    assert [r.segment_index for r in rows] == [0, 1]
+    assert all(Path(r.output_location).exists() for r in rows)
+    assert queue.completed_segments("run-1", project_id="other") == []
+    assert [r.segment_index for r in queue.completed_segments("run-2", project_id="p1")] == [0]

@@ -103,3 +103,9 @@ SELECT * FROM tasks ORDER BY created_at DESC, seq DESC LIMIT :limit;
 
 -- name: list_by_status
 SELECT * FROM tasks WHERE status = :status ORDER BY created_at DESC, seq DESC LIMIT :limit;
+
+-- name: completed_segments
+SELECT * FROM tasks
+WHERE task_type = :task_type AND status = 'Complete' AND json_extract(params, '$.orchestrator_run_id') = :run_id
+ORDER BY created_at, seq
+LIMIT 1000;
