@@ -91,10 +91,24 @@ class Settings(BaseSettings):
         gt=0,
         description="After a cancel, how long a task may take to stop before the worker releases it and exits.",
     )
-    progress_interval_s: float = Field(2.0, gt=0, description="At most one progress log line per task this often.")
+    progress_interval_s: float = Field(
+        2.0, gt=0, description="At most one progress log line per task this often."
+    )
     handler_plugins: tuple[str, ...] = Field(
         (),
         description='Extra task handlers, a JSON list of "module:factory" (factory() returns a list of handlers).',
+    )
+
+    # --- task inputs -----------------------------------------------------------------------
+    download_max_mb: float = Field(
+        500.0, gt=0, description="Largest input file (image, video, LoRA URL) a task may download."
+    )
+    download_timeout_s: float = Field(
+        120.0, gt=0, description="Time limit for one input download, retries included."
+    )
+    allow_local_inputs: bool | None = Field(
+        None,
+        description="Let tasks name local file paths as inputs (default: only with the embedded sqlite queue and `run`).",
     )
 
     # --- generation ------------------------------------------------------------------------
