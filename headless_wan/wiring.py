@@ -17,7 +17,8 @@ from headless_wan.handlers.base import Handler
 from headless_wan.queue.base import QueueClient
 from headless_wan.storage.local import LocalStorage
 from headless_wan.worker.dispatch import HandlerRegistry
-from headless_wan.worker.heartbeat import Heartbeat
+from headless_wan.worker.heartbeat import Heartbeat, VramProbe
+from headless_wan.worker.log_buffer import LogBuffer
 from headless_wan.worker.loop import Worker, WorkerOptions
 
 PLANNED_BACKENDS = {
@@ -76,6 +77,7 @@ def build_worker(
     *,
     drain: bool,
     work_dir: Path | None = None,
+    vram_probe: VramProbe | None = None,
 ) -> Worker:
     options = WorkerOptions(
         worker_id=settings.worker_id,
@@ -89,7 +91,14 @@ def build_worker(
         progress_interval_s=settings.progress_interval_s,
         keep_failed_workdirs=settings.keep_failed_workdirs,
     )
+    log_buffer = LogBuffer()
+    logging.getLogger("headless_wan").addHandler(log_buffer)
     heartbeat = Heartbeat(
-        heartbeat_queue, settings.heartbeat_interval_s, logging.getLogger("headless_wan.heartbeat")
+        heartbeat_queue,
+        settings.worker_id,
+        settings.heartbeat_interval_s,
+        logging.getLogger("headless_wan.heartbeat"),
+        vram_probe=vram_probe,
+        log_buffer=log_buffer,
     )
     return Worker(queue, registry, heartbeat, options)

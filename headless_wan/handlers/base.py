@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -43,6 +43,10 @@ class CancelToken:
 
     def wait(self, timeout_s: float) -> bool:
         return self._event.wait(timeout_s)
+
+
+class MarkStarted(Protocol):
+    def __call__(self, model: str | None = None) -> None: ...
 
 
 class Progress(Protocol):
@@ -82,8 +86,9 @@ class TaskContext:
     cancel: CancelToken
     progress: Progress
     children: ChildTasks
-    mark_started: Callable[[], None]
-    """Call once expensive set-up (model load) is done: billing and the stuck-task clock start here."""
+    mark_started: MarkStarted
+    """Call once expensive set-up (model load) is done, with the task's model name: billing and the
+    stuck-task clock start here, and the queue learns which model this worker has loaded."""
     log: logging.LoggerAdapter[logging.Logger]
     lookup: TaskLookup | None = None
     """Queue lookups (set by the worker; None only in handler unit tests that need none)."""

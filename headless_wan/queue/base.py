@@ -11,6 +11,7 @@ from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from headless_wan.domain.tasks import ClaimedTask, NewTask, SegmentOutput, Task, TaskResult, TaskStatus
+from headless_wan.domain.workers import WorkerBeat
 
 
 class QueueClient(Protocol):
@@ -19,6 +20,20 @@ class QueueClient(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def worker_alive(self, beat: WorkerBeat) -> None:
+        """Record this worker's liveness (creates its row on first call; sent before the first claim
+        and then every heartbeat interval, idle or busy)."""
+        ...
+
+    def set_model(self, worker_id: str, model: str) -> None:
+        """Record which model this worker has loaded (model affinity)."""
+        ...
+
+    def recover(self, worker_id: str) -> list[str]:
+        """Give back tasks this worker id still holds from before a crash or restart (attempts + 1);
+        returns their ids. Called once at start, before the first claim."""
+        ...
 
     def enqueue(self, task: NewTask) -> str:
         """Insert a Queued task and return its id. An id that already exists is left untouched

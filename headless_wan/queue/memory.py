@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from headless_wan.domain.tasks import ClaimedTask, NewTask, SegmentOutput, Task, TaskResult, TaskStatus
+from headless_wan.domain.workers import WorkerBeat
 from headless_wan.errors import ClaimLost
 from headless_wan.queue import semantics
 from headless_wan.storage.base import Storage, publish_result
@@ -35,12 +36,33 @@ class InMemoryQueue:
         self._tasks: dict[str, Task] = {}
         self._tokens: dict[str, str] = {}
         self._leases: dict[str, datetime] = {}
+        self.workers: dict[str, WorkerBeat] = {}
+        self.models: dict[str, str] = {}
 
     def open(self) -> None:
         pass
 
     def close(self) -> None:
         pass
+
+    def worker_alive(self, beat: WorkerBeat) -> None:
+        with self._lock:
+            self.workers[beat.worker_id] = beat
+
+    def set_model(self, worker_id: str, model: str) -> None:
+        with self._lock:
+            self.models[worker_id] = model
+
+    def recover(self, worker_id: str) -> list[str]:
+        with self._lock:
+            held = [
+                t.id
+                for t in self._tasks.values()
+                if t.worker_id == worker_id and t.status is TaskStatus.IN_PROGRESS and t.id in self._tokens
+            ]
+            for task_id in held:
+                self._requeue(task_id, f"worker {worker_id} restarted while running it")
+            return held
 
     def enqueue(self, task: NewTask) -> str:
         with self._lock:

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from headless_wan.domain.tasks import ClaimedTask, NewTask, SegmentOutput, Task, TaskResult, TaskStatus
+from headless_wan.domain.workers import WorkerBeat
 from headless_wan.errors import ClaimLost, QueueUnavailable
 from headless_wan.queue import semantics
 from headless_wan.queue.sql_files import load_queries
 from headless_wan.storage.base import Storage, publish_result
 
 Q = load_queries("sqlite.sql")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: workers table
 
 
 class SqliteQueue:
@@ -80,6 +81,33 @@ class SqliteQueue:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- workers ---------------------------------------------------------------------------
+
+    def worker_alive(self, beat: WorkerBeat) -> None:
+        metadata = json.dumps({"vram_total_mb": beat.vram_total_mb, "vram_used_mb": beat.vram_used_mb})
+        with self._tx() as db:
+            db.execute(
+                Q["worker_alive"],
+                {
+                    "id": beat.worker_id,
+                    "status": beat.status.value,
+                    "now": self._now(),
+                    "current_task": beat.current_task_id,
+                    "metadata": metadata,
+                },
+            )
+
+    def set_model(self, worker_id: str, model: str) -> None:
+        with self._tx() as db:
+            db.execute(Q["set_model"], {"id": worker_id, "model": model, "now": self._now()})
+
+    def recover(self, worker_id: str) -> list[str]:
+        with self._tx() as db:
+            rows = db.execute(Q["held_by"], {"worker_id": worker_id}).fetchall()
+            for row in rows:
+                self._requeue(db, row, f"worker {worker_id} restarted while running it")
+        return [row["id"] for row in rows]
 
     # --- producer side ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from headless_wan.domain.tasks import ClaimedTask, TaskResult
+from headless_wan.domain.workers import WorkerStatus
 from headless_wan.errors import HeadlessWanError, TransientError
 from headless_wan.handlers.base import CancelToken, TaskContext
 from headless_wan.logging import ContextAdapter
@@ -75,6 +76,7 @@ class Worker:
         self._stop_requests = 0
         self._current: _Current | None = None
         self._queue_down = False
+        self._loaded_model: str | None = None
         self._log = ContextAdapter(logger, {"worker_id": options.worker_id})
 
     # --- control ---------------------------------------------------------------------------
@@ -101,9 +103,15 @@ class Worker:
         self.heartbeat.start()
         self._log.info("worker started", extra={"action": "worker_started"})
         try:
+            for task_id in self.queue.recover(self.options.worker_id):
+                self._log.warning(
+                    "released task %s held since before a restart",
+                    task_id,
+                    extra={"action": "task_recovered", "task_id": task_id},
+                )
             self._serve()
         finally:
-            self.heartbeat.stop()
+            self.heartbeat.stop(WorkerStatus.ERROR if self.exit_code == EXIT_FATAL else WorkerStatus.INACTIVE)
             self._log.info("worker stopped", extra={"action": "worker_stopped"})
         return self.exit_code
 
@@ -178,7 +186,7 @@ class Worker:
             cancel=cancel,
             progress=progress,
             children=QueueChildTasks(self.queue, claim),
-            mark_started=lambda: self._mark_started(claim, log),
+            mark_started=lambda model=None: self._mark_started(claim, log, model),
             log=log,
             lookup=self.queue,
         )
@@ -187,10 +195,14 @@ class Worker:
         cancel.check()  # cancelled while finishing up: publish nothing
         return result
 
-    def _mark_started(self, claim: ClaimedTask, log: logging.LoggerAdapter[logging.Logger]) -> None:
+    def _mark_started(self, claim: ClaimedTask, log: ContextAdapter, model: str | None) -> None:
+        """After model load: start billing, and record the loaded model once per switch."""
         try:
             self.queue.mark_started(claim)
-        except TransientError as exc:  # billing start is best effort; the task goes on
+            if model and model != self._loaded_model:
+                self.queue.set_model(self.options.worker_id, model)
+                self._loaded_model = model
+        except TransientError as exc:  # best effort; the task goes on
             log.warning("could not mark task started: %s", exc, extra={"action": "mark_started_failed"})
 
     def _finish(

@@ -221,3 +221,19 @@ def test_completed_segments_of_a_run_in_index_order(queue: QueueClient, tmp_path
     assert all(Path(r.output_location).exists() for r in rows)
     assert queue.completed_segments("run-1", project_id="other") == []
     assert [r.segment_index for r in queue.completed_segments("run-2", project_id="p1")] == [0]
+
+
+def test_recover_gives_back_only_this_workers_held_tasks(queue: QueueClient) -> None:
+    mine, theirs, parent = _enqueue(queue), _enqueue(queue), _enqueue(queue, "spawn")
+    queue.claim("me")
+    queue.claim("them")
+    waiting = queue.claim("me")
+    queue.enqueue(NewTask("echo", {"message": "child"}, parent_id=parent))
+    queue.mark_waiting(waiting, "waiting for children")  # type: ignore[arg-type]
+    assert queue.recover("me") == [mine]
+    row = queue.get(mine)
+    assert row.status is TaskStatus.QUEUED and row.attempts == 1  # type: ignore[union-attr]
+    assert "me restarted" in (row.error_message or "")  # type: ignore[union-attr]
+    assert queue.get(theirs).status is TaskStatus.IN_PROGRESS  # type: ignore[union-attr]
+    assert queue.get(parent).status is TaskStatus.IN_PROGRESS  # type: ignore[union-attr]
+    assert queue.recover("me") == []

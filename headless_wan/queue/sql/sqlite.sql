@@ -26,6 +26,14 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status, created_at, seq);
 CREATE INDEX IF NOT EXISTS tasks_by_parent ON tasks (parent_id);
 CREATE INDEX IF NOT EXISTS tasks_by_lease ON tasks (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS workers (
+    id             TEXT PRIMARY KEY,
+    status         TEXT NOT NULL,
+    last_heartbeat TEXT NOT NULL,
+    current_model  TEXT,
+    current_task   TEXT,
+    metadata       TEXT NOT NULL DEFAULT '{}'                   -- JSON: vram_total_mb, vram_used_mb
+);
 
 -- name: insert
 INSERT INTO tasks (id, task_type, params, dependant_on, project_id, parent_id, created_at, updated_at)
@@ -109,3 +117,18 @@ SELECT * FROM tasks
 WHERE task_type = :task_type AND status = 'Complete' AND json_extract(params, '$.orchestrator_run_id') = :run_id
 ORDER BY created_at, seq
 LIMIT 1000;
+
+-- name: worker_alive
+INSERT INTO workers (id, status, last_heartbeat, current_task, metadata)
+VALUES (:id, :status, :now, :current_task, :metadata)
+ON CONFLICT (id) DO UPDATE SET
+    status = excluded.status, last_heartbeat = excluded.last_heartbeat,
+    current_task = excluded.current_task, metadata = excluded.metadata;
+
+-- name: set_model
+INSERT INTO workers (id, status, last_heartbeat, current_model)
+VALUES (:id, 'active', :now, :model)
+ON CONFLICT (id) DO UPDATE SET current_model = excluded.current_model, last_heartbeat = excluded.last_heartbeat;
+
+-- name: held_by
+SELECT * FROM tasks WHERE worker_id = :worker_id AND status = 'In Progress' AND claim_token IS NOT NULL;

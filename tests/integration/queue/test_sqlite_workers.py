@@ -112,3 +112,21 @@ def test_dependencies_gate_claims_across_processes(site: Site) -> None:
     a, b = site.get(first.id), site.get(second.id)
     assert a.status is b.status is TaskStatus.COMPLETE
     assert a.generation_processed_at <= b.generation_started_at  # type: ignore[operator]
+
+
+def test_restarted_worker_releases_what_it_held_before_the_crash(site: Site) -> None:
+    started, release = site.root / "started", site.root / "release"
+    task_id = site.submit("wait", {"started_file": str(started), "until_file": str(release)})
+    first = site.start_worker(WORKER_ID="box-1", HW_LEASE_S="3600")  # a lease that would outlive the test
+    wait_for(started.exists, what="task start")
+    first.signal(signal.SIGKILL)
+    first.wait()
+    release.touch()
+    result = site.cli("worker", "--drain", WORKER_ID="box-1", HW_LEASE_S="3600")
+    assert result.returncode == 0, result.stderr
+    row = site.get(task_id)
+    assert row.status is TaskStatus.COMPLETE and row.attempts == 1
+    assert "box-1 restarted while running it" in (row.error_message or "")
+    with sqlite3.connect(site.db) as db:
+        status, current = db.execute("SELECT status, current_task FROM workers WHERE id = 'box-1'").fetchone()
+    assert (status, current) == ("inactive", None)

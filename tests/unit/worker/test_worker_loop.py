@@ -30,7 +30,7 @@ def make_worker(
 ) -> Worker:
     settings: dict[str, object] = {"drain": True, "poll_min_s": 0.01, **options}
     opts = WorkerOptions(worker_id="w1", work_dir=tmp_path / "work", **settings)  # type: ignore[arg-type]
-    heartbeat = Heartbeat(queue, heartbeat_s, logging.getLogger("test.heartbeat"))
+    heartbeat = Heartbeat(queue, "w1", heartbeat_s, logging.getLogger("test.heartbeat"))
     return Worker(queue, HandlerRegistry(all_handlers()), heartbeat, opts)  # type: ignore[arg-type]
 
 
