@@ -62,6 +62,85 @@ class Settings(BaseSettings):
         60.0, gt=0, description="How long a claim stays valid without a heartbeat (embedded queues)."
     )
 
+    # --- reigh -----------------------------------------------------------------------------
+    reigh_pat: SecretStr | None = Field(
+        None,
+        description="Reigh personal access token, for a user's local worker when no service-role key is set. "
+        "Best effort: no heartbeat, model affinity, claim verification or recovery. Never logged.",
+    )
+    reigh_function_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-function URL overrides, JSON {"claim-next-task": "https://..."}; '
+        "default <SUPABASE_URL>/functions/v1/<name>.",
+    )
+    reigh_same_model_only: bool = Field(
+        False, description="Only claim tasks for the model this worker has loaded (claim-next-task same_model_only)."
+    )
+    reigh_base64_max_mb: float = Field(
+        2.0, ge=0, description="Outputs smaller than this go inline (base64); larger ones by signed upload URL."
+    )
+    reigh_retry_attempts: int = Field(
+        3, ge=1, description="Tries per Reigh call on 502/503/504, timeouts and connection errors."
+    )
+    reigh_retry_backoff_s: float = Field(
+        1.0, gt=0, description="First retry delay (doubles each try, with jitter)."
+    )
+    reigh_retry_backoff_max_s: float = Field(10.0, gt=0, description="Longest retry delay.")
+    reigh_complete_attempts: int = Field(
+        3, ge=1, description="complete_task calls per completion, each after checking the task is still In Progress."
+    )
+    reigh_timeout_claim_s: float = Field(15.0, gt=0, description="Timeout of claim-next-task.")
+    reigh_timeout_update_status_s: float = Field(30.0, gt=0, description="Timeout of update-task-status.")
+    reigh_timeout_complete_s: float = Field(60.0, gt=0, description="Timeout of complete_task.")
+    reigh_timeout_upload_url_s: float = Field(30.0, gt=0, description="Timeout of generate-upload-url.")
+    reigh_timeout_put_s: float = Field(600.0, gt=0, description="Timeout of the output file's upload (PUT).")
+    reigh_timeout_thumbnail_put_s: float = Field(60.0, gt=0, description="Timeout of the thumbnail's upload (PUT).")
+    reigh_timeout_create_task_s: float = Field(45.0, gt=0, description="Timeout of create-task (child tasks).")
+    reigh_timeout_get_s: float = Field(
+        15.0, gt=0, description="Timeout of the get-* functions and PostgREST reads (status, verification)."
+    )
+    reigh_timeout_worker_model_s: float = Field(5.0, gt=0, description="Timeout of update-worker-model.")
+    reigh_timeout_heartbeat_s: float = Field(10.0, gt=0, description="Timeout of the heartbeat RPC.")
+
+    # --- fleet -----------------------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        None,
+        validation_alias=_env("DATABASE_URL"),
+        description="PostgreSQL DSN for the postgres queue (postgresql://user:pass@host/db). Never logged.",
+    )
+    pg_schema: str = Field(
+        "headless_wan", description="PostgreSQL schema holding the queue tables (created by `migrate`)."
+    )
+    pg_pool_min: int = Field(1, ge=1, description="PostgreSQL connections each queue client keeps open.")
+    pg_pool_max: int = Field(4, ge=1, description="Most PostgreSQL connections one queue client may open.")
+    notify: bool = Field(
+        True, description="Wake idle workers with PostgreSQL LISTEN/NOTIFY (polling stays the fallback)."
+    )
+    storage: Literal["local", "s3"] = Field(
+        "local", description="Where outputs go: local (output_dir) or s3 (a bucket every machine can read)."
+    )
+    s3_bucket: str | None = Field(None, description="S3 bucket for outputs (s3 storage).")
+    s3_prefix: str = Field("", description="Key prefix inside the bucket, e.g. fleet-a/.")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, R2, ...); unset = AWS."
+    )
+    s3_region: str | None = Field(None, description="S3 region (default us-east-1).")
+    s3_access_key_id: str | None = Field(
+        None, description="S3 access key id; unset = boto3's own chain (AWS_* variables, profile, role)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key. Never logged.")
+    s3_public_base_url: str | None = Field(
+        None,
+        description="Public URL of the bucket (or its CDN); outputs are recorded as <this>/<key>. "
+        "Unset = presigned URLs valid s3_url_expiry_s.",
+    )
+    s3_url_expiry_s: int = Field(
+        7 * 24 * 3600,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Lifetime of presigned output URLs (7 days at most).",
+    )
+
     # --- worker ----------------------------------------------------------------------------
     worker_id: str = Field(
         default_factory=default_worker_id,
@@ -114,6 +193,31 @@ class Settings(BaseSettings):
     # --- generation ------------------------------------------------------------------------
     model_override: str | None = Field(
         None, description="Force every generation onto this model preset (e.g. tiny for CPU smoke runs)."
+    )
+    device: str = Field(
+        "auto", description="Generation device: auto (CUDA when available, else CPU), cpu, cuda or cuda:N."
+    )
+    memory_profile: str | None = Field(
+        None,
+        description="Memory profile for every preset (resident, fp8, model_offload, group_offload, sequential); "
+        "unset = each preset's own.",
+    )
+    attention_backend: str = Field(
+        "native", description="diffusers attention backend (native, flash, sage, ...), fixed for the process."
+    )
+    presets_file: Path | None = Field(
+        None, description="Model presets TOML (default: configs/presets.toml of this checkout)."
+    )
+    hf_offline: bool = Field(
+        True,
+        description="Load model weights only from local folders or the Hugging Face cache (no downloads).",
+    )
+    lora_cache_dir: Path = Field(
+        Path("var/loras"), description="Where LoRAs downloaded by URL are kept (one file per URL)."
+    )
+    lora_max_mb: float = Field(4096.0, gt=0, description="Largest LoRA file a task may download.")
+    lora_timeout_s: float = Field(
+        900.0, gt=0, description="Time limit for one LoRA download, retries included."
     )
 
     # --- logging ---------------------------------------------------------------------------

@@ -1,0 +1,309 @@
+"""Engine: request in, uint8 frames out, on a warm cached pipeline.
+
+    engine = Engine(engine_config_from_settings(settings))   # cheap: no torch, no weights
+    engine.prepare(request, fetch=fetch)                      # validate, fetch LoRAs, load/reuse
+    result = engine.generate(request, on_progress=..., cancel_check=...)
+
+`generate` runs `prepare` itself when needed; handlers call it first so that billing
+(`mark_started`) starts after the model load. Errors: `InvalidTaskParams` (before any compute),
+`ConfigError` (weights or profile unusable), `InputUnavailable` (LoRA download), `TaskCancelled`
+(within one step), `EngineOOM` (memory freed, worker continues), `WorkerFatal` (CUDA context lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from headless_wan.engine import planning
+from headless_wan.engine.cache import PipelineCache
+from headless_wan.engine.callbacks import CancelCheck, ProgressFn, StepCallback, check_cancelled
+from headless_wan.engine.config import EngineConfig
+from headless_wan.engine.device import FitnessReport, classify_device_error, device_fitness
+from headless_wan.engine.loading import LoadedPipeline, free_device_memory, load_pipeline
+from headless_wan.engine.loras import FetchFn, LoraSpec, normalise_source, resolve_lora_file, sync_adapters
+from headless_wan.engine.presets import Preset, PresetRegistry, load_presets
+from headless_wan.engine.profiles import MemoryProfile, adapter_editing, get_profile
+from headless_wan.engine.request import GenerationRequest, fit_frames, validate_request
+from headless_wan.engine.spec import PipelineSpec, pipeline_spec, resolve_device
+from headless_wan.errors import HeadlessWanError, InvalidTaskParams
+
+log = logging.getLogger(__name__)
+MAX_SEQUENCE_LENGTH = 512  # T5 tokens; longer prompts are truncated by the pipeline
+
+
+@dataclass(frozen=True, eq=False)
+class GenerationResult:
+    frames: np.ndarray
+    """uint8 RGB, shape (num_frames, height, width, 3)."""
+    settings: Mapping[str, Any]
+    """Effective settings (for the output's JSON sidecar); URLs without their query strings."""
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    preset: Preset
+    profile: MemoryProfile
+    loaded: LoadedPipeline
+    loras: tuple[tuple[LoraSpec, Path], ...]
+    load_s: float
+    reused: bool
+
+
+class Engine:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._registry: PresetRegistry | None = None
+        self._device: str | None = None
+        self._cache: PipelineCache[PipelineSpec, LoadedPipeline] = PipelineCache(free_device_memory)
+
+    # -- presets -------------------------------------------------------------------------------
+    @property
+    def presets(self) -> PresetRegistry:
+        if self._registry is None:
+            self._registry = load_presets(self.config.presets_file)
+        return self._registry
+
+    def preset(self, model: str | None, *, task_type: str | None = None) -> Preset:
+        """The preset a task runs on: `model_override` wins, then the task's model, then the
+        task type's default. Unknown names raise `InvalidTaskParams`."""
+        name = self.config.model_override or model or (task_type and self.presets.default_model(task_type))
+        if not name:
+            raise InvalidTaskParams("model: no model given and this task type has no default")
+        return self.presets.resolve(name)
+
+    def memory_profile(self, preset: Preset) -> MemoryProfile:
+        return get_profile(self.config.memory_profile or preset.memory_profile)
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = resolve_device(self.config.device)
+        return self._device
+
+    @property
+    def load_count(self) -> int:
+        return self._cache.load_count
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def validate(self, request: GenerationRequest) -> Preset:
+        """All checks that need no model: raises `InvalidTaskParams` naming the field."""
+        preset = self.preset(request.model)
+        validate_request(request, max_pixels=preset.max_pixels, max_frames=preset.max_frames)
+        self.memory_profile(preset)  # an unknown profile name fails here, before any work
+        planning.check_schedule(request, preset, self.lora_specs(request, preset))
+        return preset
+
+    def lora_specs(self, request: GenerationRequest, preset: Preset) -> list[LoraSpec]:
+        """Preset LoRAs, then the task's, then its phase_config's; a later entry for the same
+        source replaces an earlier one (a task can re-weight or zero a preset LoRA)."""
+        specs = [LoraSpec(item.source, item.multiplier) for item in preset.loras]
+        specs += list(request.loras)
+        if request.phases is not None:
+            specs += [LoraSpec(item.source, item.multiplier) for item in request.phases.loras]
+        by_source = {normalise_source(spec.source): spec for spec in specs}
+        return list(by_source.values())
+
+    def fetch_loras(
+        self, request: GenerationRequest, *, fetch: FetchFn | None = None
+    ) -> list[tuple[LoraSpec, Path]]:
+        """Local files of every LoRA the request needs (URLs downloaded once into the cache)."""
+        preset = self.preset(request.model)
+        cfg = self.config
+        return [
+            (spec, resolve_lora_file(spec.source, cfg.lora_cache_dir, fetch=fetch,
+                                     max_mb=cfg.lora_max_mb, timeout_s=cfg.lora_timeout_s))
+            for spec in self.lora_specs(request, preset)
+        ]  # fmt: skip
+
+    def prepare(
+        self,
+        request: GenerationRequest,
+        *,
+        fetch: FetchFn | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> Prepared:
+        """Validate, fetch LoRAs and make the request's pipeline resident (reused when warm)."""
+        preset = self.validate(request)
+        loras = tuple(self.fetch_loras(request, fetch=fetch))
+        profile = self.memory_profile(preset)
+        spec = pipeline_spec(
+            preset,
+            device=self.device,
+            memory_profile=profile.name,
+            attention_backend=self.config.attention_backend,
+            local_files_only=self.config.local_files_only,
+        )
+        cold = self._cache.key != spec  # report loading only when there is something to load
+        if cold:
+            _report(on_progress, "loading_model", 0, 1)
+
+        def load() -> LoadedPipeline:
+            return load_pipeline(
+                spec, profile, lambda loaded: self._wanted(loaded, request, preset, loras),
+                max_loaded=self.config.max_loaded_loras,
+            )  # fmt: skip
+
+        try:
+            hit = self._cache.get(spec, load)
+        except Exception as exc:
+            raise _translated(exc, request, profile.name) from exc
+        if cold:
+            _report(on_progress, "loading_model", 1, 1)
+        return Prepared(preset, profile, hit.value, loras, hit.load_s, hit.reused)
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        on_progress: ProgressFn | None = None,
+        cancel_check: CancelCheck | None = None,
+        fetch: FetchFn | None = None,
+    ) -> GenerationResult:
+        started = time.perf_counter()
+        check_cancelled(cancel_check)
+        prepared = self.prepare(request, fetch=fetch, on_progress=on_progress)
+        check_cancelled(cancel_check)
+        loaded = prepared.loaded
+        try:
+            task = planning.plan_task(loaded, request, prepared.preset, prepared.loras)
+            self._activate_adapters(loaded, task.wanted)
+            callback = StepCallback(
+                task.plan, loaded.adapters, on_progress=on_progress, cancel_check=cancel_check,
+                min_interval_s=self.config.progress_interval_s,
+            )  # fmt: skip
+            frames, call_s, peak_mb = _run_pipeline(loaded, request, prepared.preset, task, callback)
+        except Exception as exc:
+            _cleanup_after_failure(loaded)
+            translated = _translated(exc, request, prepared.profile.name)
+            if translated is exc:
+                raise
+            raise translated from exc
+        denoise_s = sum(callback.step_durations_s)
+        metrics = {
+            "load_s": prepared.load_s,
+            "model_reused": float(prepared.reused),
+            "denoise_s": denoise_s,
+            "step_mean_s": denoise_s / max(len(callback.step_durations_s), 1),
+            "decode_s": max(call_s - denoise_s, 0.0),
+            "generate_s": time.perf_counter() - started,
+        }
+        if peak_mb is not None:
+            metrics["peak_vram_mb"] = peak_mb
+        settings = planning.effective_settings(request, prepared, task, self.device)
+        return GenerationResult(frames=frames, settings=settings, metrics=metrics)
+
+    def close(self) -> None:
+        """Release the resident pipeline and its memory."""
+        self._cache.clear()
+
+    def fitness(self, model: str | None = None) -> FitnessReport:
+        """Device, free VRAM and whether the preset (default: `model_override` or the `vace`
+        default) fits with its memory profile. Imports torch; call once at worker start."""
+        preset = self.preset(model, task_type="vace")
+        profile = self.memory_profile(preset)
+        return device_fitness(
+            self.device, preset=preset.name, profile=profile.name, needed_gb=preset.vram_gb.get(profile.name)
+        )
+
+    # -- internals -------------------------------------------------------------------------------
+    def _wanted(
+        self, loaded: LoadedPipeline, request: GenerationRequest, preset: Preset, loras: Sequence[Any]
+    ) -> Any:
+        return planning.plan_task(loaded, request, preset, loras).wanted
+
+    def _activate_adapters(self, loaded: LoadedPipeline, wanted: Sequence[Any]) -> None:
+        pipe = loaded.pipe
+        sync_adapters(
+            pipe, loaded.adapters, wanted,
+            editing=lambda: adapter_editing(pipe, loaded.profile, loaded.compute_dtype),
+            max_loaded=self.config.max_loaded_loras,
+        )  # fmt: skip
+
+
+def _report(on_progress: ProgressFn | None, stage: str, step: int, total: int) -> None:
+    if on_progress is not None:
+        on_progress(stage, step, total)
+
+
+def _translated(exc: Exception, request: GenerationRequest, profile: str) -> Exception:
+    if isinstance(exc, HeadlessWanError):
+        return exc
+    translated = classify_device_error(
+        exc, width=request.width, height=request.height, num_frames=request.num_frames, profile=profile
+    )
+    return translated or exc
+
+
+def _cleanup_after_failure(loaded: LoadedPipeline) -> None:
+    """The pipeline frees offload hooks only on its normal path; after a raise we do it."""
+    if loaded.profile.offloads:
+        try:
+            loaded.pipe.maybe_free_model_hooks()
+        except Exception:  # cleanup must not hide the original error
+            log.warning("maybe_free_model_hooks failed during cleanup", exc_info=True)
+    free_device_memory()
+
+
+def _run_pipeline(
+    loaded: LoadedPipeline,
+    request: GenerationRequest,
+    preset: Preset,
+    task: planning.TaskPlan,
+    callback: StepCallback,
+) -> tuple[np.ndarray, float, float | None]:
+    import torch
+
+    pipe = loaded.pipe
+    if loaded.spec.two_experts:
+        pipe.register_to_config(boundary_ratio=task.boundary_ratio)
+    kwargs = _conditioning(request)
+    kwargs.update(planning.prompt_kwargs(pipe, request, preset, task.plan, MAX_SEQUENCE_LENGTH))
+    if task.plan.guidance_scale_2 is not None:
+        kwargs["guidance_scale_2"] = task.plan.guidance_scale_2
+    on_cuda = loaded.spec.device_type == "cuda"
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
+    callback.start(pipe)
+    started = time.perf_counter()
+    output = pipe(
+        height=request.height,
+        width=request.width,
+        num_frames=request.num_frames,
+        num_inference_steps=len(task.plan.steps),
+        guidance_scale=task.plan.guidance_scale,
+        conditioning_scale=request.conditioning_scale,
+        generator=torch.Generator("cpu").manual_seed(request.seed),
+        output_type="np",
+        max_sequence_length=MAX_SEQUENCE_LENGTH,
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=[],
+        **kwargs,
+    )
+    call_s = time.perf_counter() - started
+    peak_mb = torch.cuda.max_memory_allocated() / 2**20 if on_cuda else None
+    frames = (np.clip(output.frames[0], 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    expected = (request.num_frames, request.height, request.width, 3)
+    if frames.shape != expected:
+        raise HeadlessWanError(f"pipeline returned frames shaped {frames.shape}, expected {expected}")
+    return frames, call_s, peak_mb
+
+
+def _conditioning(request: GenerationRequest) -> dict[str, Any]:
+    """Guide and mask as PIL lists of exactly H x W (the only input form the pipeline handles
+    without crashing or rescaling, engine.md §4); references as PIL."""
+    kwargs: dict[str, Any] = {}
+    if request.guide is not None:
+        kwargs["video"] = fit_frames(request.guide, request.width, request.height, is_mask=False)
+    if request.mask is not None:
+        kwargs["mask"] = fit_frames(request.mask, request.width, request.height, is_mask=True)
+    if request.reference_images:
+        kwargs["reference_images"] = [image.convert("RGB") for image in request.reference_images]
+    return kwargs
