@@ -231,7 +231,8 @@ class InMemoryQueue:
             return
         outcome = semantics.parent_outcome(self.children(parent_id))
         if outcome.status is TaskStatus.COMPLETE:
-            self._finish(parent_id, TaskStatus.COMPLETE, output_location=outcome.output_location)
+            kept = {"output_location": outcome.output_location} if outcome.output_location else {}
+            self._finish(parent_id, TaskStatus.COMPLETE, **kept)
         elif outcome.status is TaskStatus.FAILED:
             self._finish(parent_id, TaskStatus.FAILED, error_message=outcome.message)
 

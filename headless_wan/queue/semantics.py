@@ -67,8 +67,9 @@ class ParentOutcome:
 
 
 def parent_outcome(children: Sequence[Task]) -> ParentOutcome:
-    """A waiting parent fails as soon as one child fails or is cancelled, and completes with the
-    output of its final child (the one no sibling depends on, newest first) when all are Complete."""
+    """A waiting parent fails as soon as one child fails or is cancelled, and completes when all are
+    Complete: with the output of its final child when exactly one child has no dependant sibling
+    (a chain ending in a stitch), else with no output."""
     for child in children:
         if child.status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
             reason = child.error_message or child.status.value
@@ -79,8 +80,11 @@ def parent_outcome(children: Sequence[Task]) -> ParentOutcome:
     if not children or any(child.status is not TaskStatus.COMPLETE for child in children):
         return ParentOutcome(TaskStatus.IN_PROGRESS)
     depended_on = {dep for child in children for dep in child.dependant_on}
-    sinks = [child for child in children if child.id not in depended_on] or list(children)
-    return ParentOutcome(TaskStatus.COMPLETE, output_location=sinks[-1].output_location)
+    sinks = [child for child in children if child.id not in depended_on]
+    # Several independent results (e.g. independent travel segments) are not one output: the parent
+    # completes without one, as Reigh's server does for independent runs.
+    output = sinks[0].output_location if len(sinks) == 1 else None
+    return ParentOutcome(TaskStatus.COMPLETE, output_location=output)
 
 
 def sibling_cancel_message(parent_id: str) -> str:

@@ -1,0 +1,190 @@
+"""Wire models of the travel tasks: `travel_orchestrator`, `travel_segment` and `travel_stitch`.
+
+The only module that spells travel payload keys (travel.md §2, §5.1, §6.1; reigh-contract.md §7).
+Unknown keys are kept (`extra="allow"`): the app sends UI fields we must pass through untouched in the
+`orchestrator_details` copy every child carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+DEFAULT_SEED = 12345
+DEFAULT_FPS = 16
+DEFAULT_SHARP_AMOUNT = 0.3
+UPSCALE_SEED_OFFSET = 5000
+
+TRAVEL_ORCHESTRATOR = "travel_orchestrator"
+TRAVEL_SEGMENT = "travel_segment"
+TRAVEL_STITCH = "travel_stitch"
+
+
+def segment_index_of(params: Mapping[str, Any]) -> int | None:
+    """A child's `segment_index` when it is a JSON integer (the backend drops anything else)."""
+    index = params.get("segment_index")
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
+
+
+class LoraEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    path: str
+    strength: float = 1.0
+
+
+class OrchestratorDetails(BaseModel):
+    """`orchestrator_details` (travel.md §2.2). Fields the worker reads are typed; the rest pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    orchestrator_task_id: str | None = None
+    run_id: str
+    input_image_paths_resolved: list[str] = Field(default_factory=list)
+    num_new_segments_to_generate: int | None = None
+    parent_generation_id: str | None = None
+    segment_frames_expanded: list[int] | int
+    frame_overlap_expanded: list[int] | int = 0
+    base_prompts_expanded: list[str | None] | str | None = None
+    negative_prompts_expanded: list[str | None] | str | None = None
+    enhanced_prompts_expanded: list[str | None] | None = None
+    phase_configs_expanded: list[dict[str, Any] | None] | None = None
+    loras_per_segment_expanded: list[list[LoraEntry] | None] | None = None
+    base_prompt: str = ""
+    negative_prompt: str = ""
+    text_before_prompts: str = ""
+    text_after_prompts: str = ""
+    model_name: str = "base_tester_model"
+    model_type: str = "i2v"
+    parsed_resolution_wh: str
+    seed_base: int = 789
+    phase_config: dict[str, Any] | None = None
+    additional_loras: dict[str, float] = Field(default_factory=dict)
+    lora_names: list[str] = Field(default_factory=list)
+    lora_multipliers: list[float | str] = Field(default_factory=list)
+    fps_helpers: int = Field(DEFAULT_FPS, gt=0)
+    independent_segments: bool = True
+    chain_segments: bool | None = None
+    use_svi: bool = False
+    after_first_post_generation_saturation: float = 1.0
+    after_first_post_generation_brightness: float = 0.0
+    crossfade_sharp_amt: float = DEFAULT_SHARP_AMOUNT
+    regenerate_anchors: bool = False
+    upscale_factor: float = 0.0
+    upscale_model_name: str | None = None
+    structure_guidance: dict[str, Any] | None = None
+    continue_from_video_resolved_path: str | None = None
+
+    @field_validator("run_id", mode="before")
+    @classmethod
+    def _run_id_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @property
+    def chained(self) -> bool:
+        """`chain_segments` if present, else `not independent_segments` (travel.md §1.1)."""
+        if self.chain_segments is not None:
+            return self.chain_segments
+        return not self.independent_segments
+
+    @property
+    def runs_chained(self) -> bool:
+        """Segments depend on each other only in VACE runs: i2v runs are independent whatever
+        `chain_segments` says (the predecessor lengthened their targets anyway; we do not)."""
+        return self.model_type == "vace" and self.chained
+
+    @property
+    def needs_stitch(self) -> bool:
+        """A stitch child exists iff the run is SVI or a chained VACE run."""
+        return self.use_svi or self.runs_chained
+
+    def child_copy(
+        self, orchestrator_task_id: str, segment_frames: list[int], overlaps: list[int]
+    ) -> dict[str, Any]:
+        """The copy every child carries: the DB id as `orchestrator_task_id`, the quantised arrays and
+        the normalised chain flag written back; everything else as the app sent it."""
+        updated = self.model_copy(
+            update={
+                "orchestrator_task_id": orchestrator_task_id,
+                "segment_frames_expanded": segment_frames,
+                "frame_overlap_expanded": overlaps,
+                "chain_segments": self.runs_chained,
+            }
+        )
+        return updated.model_dump(mode="json", exclude_unset=True)
+
+
+class TravelOrchestratorParams(BaseModel):
+    """`travel_orchestrator` params (travel.md §2.1)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    orchestrator_details: OrchestratorDetails
+    parent_generation_id: str | None = None
+    project_id: str | None = None
+    tool_type: str | None = None
+    generation_name: str | None = None
+
+
+class ChildLinks(BaseModel):
+    """Keys the backend reads on every travel child (reigh-contract.md §7.1)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    orchestrator_task_id_ref: str
+    orchestrator_run_id: str
+    project_id: str | None = None
+    parent_generation_id: str | None = None
+    orchestrator_details: OrchestratorDetails
+
+
+class TravelSegmentParams(ChildLinks):
+    """`travel_segment` params as the orchestrator writes them (travel.md §5.1)."""
+
+    segment_index: StrictInt = Field(ge=0)
+    is_first_segment: bool
+    is_last_segment: bool
+    base_prompt: str = ""
+    negative_prompt: str = ""
+    segment_frames_target: int = Field(ge=1)
+    frame_overlap_from_previous: int = Field(0, ge=0)
+    frame_overlap_with_next: int = Field(0, ge=0)
+    parsed_resolution_wh: str
+    model_name: str | None = None
+    seed_to_use: int = DEFAULT_SEED
+    fps_helpers: int = Field(DEFAULT_FPS, gt=0)
+    cfg_star_switch: int = 0
+    cfg_zero_step: int = -1
+    subsequent_starting_strength_adjustment: float = 0.0
+    desaturate_subsequent_starting_frames: float = 0.0
+    adjust_brightness_subsequent_starting_frames: float = 0.0
+    after_first_post_generation_saturation: float = 1.0
+    after_first_post_generation_brightness: float = 0.0
+    structure_guidance: dict[str, Any] | None = None
+    phase_config: dict[str, Any] | None = None
+    lora_names: list[str] = Field(default_factory=list)
+    lora_multipliers: list[float | str] = Field(default_factory=list)
+    additional_loras: dict[str, float] = Field(default_factory=dict)
+    use_svi: bool = False
+
+
+class TravelStitchParams(ChildLinks):
+    """`travel_stitch` params as the orchestrator writes them (travel.md §6.1)."""
+
+    num_total_segments_generated: int = Field(ge=1)
+    frame_overlap_settings_expanded: list[int] | None = None
+    crossfade_sharp_amt: float = Field(DEFAULT_SHARP_AMOUNT, ge=0)
+    parsed_resolution_wh: str
+    fps_final_video: int = Field(DEFAULT_FPS, gt=0)
+    use_svi: bool = False
+    upscale_factor: float = 0.0
+    upscale_model_name: str | None = None
+    seed_for_upscale: int | None = None
+
+    def overlaps(self) -> list[int]:
+        """The quantised overlaps: this task's own array, else the orchestrator copy's."""
+        if self.frame_overlap_settings_expanded is not None:
+            return list(self.frame_overlap_settings_expanded)
+        raw = self.orchestrator_details.frame_overlap_expanded
+        return list(raw) if isinstance(raw, list) else [raw] * (self.num_total_segments_generated - 1)

@@ -1,0 +1,243 @@
+"""`travel_segment`: guide + mask → engine → post-processing → one encode (travel.md §5, §7).
+
+Steps, in call order: `prepare_job` (pure: numbers and names from the payload), `gather_inputs` (anchor
+images and the predecessor's tail), `build_guide`, the engine (`prepare`, then `mark_started`, then
+`generate`), `post_process`, `encode`. Safe to re-run: inputs are fetched again into the task's own
+workdir and the output name is fixed per task.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+from pydantic import BaseModel
+
+from headless_wan.domain.tasks import TaskResult
+from headless_wan.domain.travel_params import TRAVEL_SEGMENT, TravelSegmentParams
+from headless_wan.engine import GenerationRequest, LoraSpec, parse_phase_config
+from headless_wan.errors import InvalidTaskParams, MediaError
+from headless_wan.handlers import planning
+from headless_wan.handlers.base import TaskContext
+from headless_wan.handlers.travel_inputs import (
+    TravelConfig,
+    completed_dependency,
+    fetch_queue_output,
+    load_anchor,
+)
+from headless_wan.media.fetch import fetch, safe_filename
+from headless_wan.media.guide import Guide, OverlapAdjust, build_guide, post_process, read_tail
+from headless_wan.media.video_io import VideoWriter, count_frames, write_thumbnail
+
+_IMAGES = "orchestrator_details.input_image_paths_resolved"
+
+
+class SegmentEngine(Protocol):
+    """The part of `headless_wan.engine.Engine` a segment uses."""
+
+    def prepare(self, request: GenerationRequest, *, fetch: Any = None, on_progress: Any = None) -> Any: ...
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        on_progress: Any = None,
+        cancel_check: Any = None,
+        fetch: Any = None,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """One segment's numbers and names, derived from the payload alone."""
+
+    index: int
+    width: int
+    height: int
+    layout: planning.GuideLayout
+    start_image: str | None
+    end_image: str | None
+    predecessor_frames: int | None
+    """The predecessor's planned length (for a mismatch warning), when chained."""
+    fps: int
+    post_saturation: float
+    post_brightness: float
+
+
+def _anchor_sources(params: TravelSegmentParams) -> tuple[str | None, str | None]:
+    images = params.orchestrator_details.input_image_paths_resolved
+    index = params.segment_index
+    if len(images) == 1:
+        return images[0], None  # single-image journey: no end anchor
+    if index + 1 >= len(images):
+        raise InvalidTaskParams(
+            f"{_IMAGES}: segment {index} needs images {index} and {index + 1}, got {len(images)}"
+        )
+    return images[index], images[index + 1]
+
+
+def _predecessor_length(params: TravelSegmentParams) -> int | None:
+    details = params.orchestrator_details
+    frames = details.segment_frames_expanded
+    overlaps = details.frame_overlap_expanded
+    if not isinstance(frames, list) or not isinstance(overlaps, list) or len(overlaps) != len(frames) - 1:
+        return None
+    if not 0 < params.segment_index < len(frames):
+        return None
+    return planning.segment_targets(frames, overlaps, chained=True)[params.segment_index - 1]
+
+
+def prepare_job(params: TravelSegmentParams) -> SegmentJob:
+    """Validate what needs no I/O. Raises InvalidTaskParams naming the field."""
+    details = params.orchestrator_details
+    guidance = params.structure_guidance or details.structure_guidance or {}
+    if guidance.get("videos"):
+        raise InvalidTaskParams("structure_guidance: not supported by this worker yet")
+    if params.use_svi:
+        raise InvalidTaskParams("use_svi: SVI travel is not supported by this worker")
+    target = params.segment_frames_target
+    if (target - 1) % 4:
+        raise InvalidTaskParams(
+            f"segment_frames_target: {target} is not of the form 4n+1 (the orchestrator plans it)"
+        )
+    width, height = planning.parse_resolution(params.parsed_resolution_wh)
+    start, end = _anchor_sources(params)
+    chained = details.runs_chained and params.frame_overlap_from_previous > 0
+    layout = planning.guide_layout(
+        target, params.frame_overlap_from_previous, chained=chained, has_end_image=end is not None
+    )
+    first = params.segment_index == 0
+    return SegmentJob(
+        index=params.segment_index,
+        width=width,
+        height=height,
+        layout=layout,
+        start_image=start,
+        end_image=end,
+        predecessor_frames=_predecessor_length(params) if chained else None,
+        fps=params.fps_helpers,
+        post_saturation=1.0 if first else params.after_first_post_generation_saturation,
+        post_brightness=0.0 if first else params.after_first_post_generation_brightness,
+    )
+
+
+def build_request(params: TravelSegmentParams, guide: Guide) -> GenerationRequest:
+    layout_frames = guide.frames.shape[0]
+    loras = tuple(LoraSpec(source, str(strength)) for source, strength in params.additional_loras.items())
+    return GenerationRequest(
+        model=params.model_name or params.orchestrator_details.model_name,
+        prompt=params.base_prompt.strip() or " ",
+        negative_prompt=params.negative_prompt.strip() or None,
+        width=guide.frames.shape[2],
+        height=guide.frames.shape[1],
+        num_frames=layout_frames,
+        seed=params.seed_to_use,
+        phases=parse_phase_config(params.phase_config) if params.phase_config else None,
+        loras=loras,
+        guide=guide.frames,
+        mask=guide.mask,
+    )
+
+
+class TravelSegmentHandler:
+    """Generates one travel segment.
+
+    Input: `TravelSegmentParams` (and, when chained, the predecessor's output through `ctx.lookup`).
+    Output: `<task id>.mp4` with exactly `segment_frames_target` frames, plus a JPEG thumbnail. Raises
+    InvalidTaskParams (payload), InputUnavailable (an image URL 404s), TransientError (predecessor not
+    Complete yet, download timeouts), MediaError, and the engine's errors. Safe to re-run.
+    """
+
+    task_type: ClassVar[str] = TRAVEL_SEGMENT
+    params_model: ClassVar[type[BaseModel]] = TravelSegmentParams
+
+    def __init__(self, engine: SegmentEngine, config: TravelConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self._fetch = functools.partial(fetch, allow_local=config.allow_local_inputs)
+
+    def run(self, ctx: TaskContext, params: TravelSegmentParams) -> TaskResult:
+        job = prepare_job(params)
+        guide = self.gather_inputs(ctx, job)
+        request = build_request(params, guide)
+        self.engine.prepare(request, fetch=self._fetch, on_progress=ctx.progress.report)
+        ctx.mark_started()
+        result = self.engine.generate(
+            request, on_progress=ctx.progress.report, cancel_check=ctx.cancel.check, fetch=self._fetch
+        )
+        ctx.cancel.check()
+        output = ctx.workdir / safe_filename(f"{ctx.task.id}.mp4", default="segment.mp4")
+        self.encode(ctx, job, result.frames, output)
+        thumbnail = write_thumbnail(output, ctx.workdir / f"{output.stem}_thumb.jpg")
+        return TaskResult(
+            output=output, thumbnail=thumbnail, metrics=dict(getattr(result, "metrics", {}) or {})
+        )
+
+    def gather_inputs(self, ctx: TaskContext, job: SegmentJob) -> Guide:
+        """Fetch anchors and the predecessor's tail; paint the guide and mask."""
+        folder = ctx.workdir / "inputs"
+        layout = job.layout
+        ctx.progress.report("fetching_inputs", 0, 1)
+        start = end = None
+        if layout.start_anchor and job.start_image is not None:
+            field = f"{_IMAGES}[{job.index}]"
+            start = load_anchor(
+                job.start_image,
+                folder,
+                self.config,
+                job.width,
+                job.height,
+                field=field,
+                filename="start_image",
+            )
+        if layout.end_anchor and job.end_image is not None:
+            field = f"{_IMAGES}[{job.index + 1}]"
+            end = load_anchor(
+                job.end_image, folder, self.config, job.width, job.height, field=field, filename="end_image"
+            )
+        overlap = self._predecessor_tail(ctx, job, folder) if layout.overlap_frames else []
+        ctx.progress.report("fetching_inputs", 1, 1)
+        return build_guide(
+            layout, job.width, job.height, start=start, end=end, overlap=overlap, adjust=OverlapAdjust()
+        )
+
+    def _predecessor_tail(self, ctx: TaskContext, job: SegmentJob, folder: Path) -> list[np.ndarray]:
+        if not ctx.task.dependant_on:
+            raise InvalidTaskParams(
+                f"segment {job.index} continues a predecessor (overlap {job.layout.overlap_frames}) "
+                "but the task has no dependency"
+            )
+        predecessor = completed_dependency(ctx, ctx.task.dependant_on[0], what="predecessor segment")
+        path = fetch_queue_output(
+            predecessor.output_location or "",
+            folder,
+            self.config,
+            what="predecessor output",
+            filename="predecessor.mp4",
+        )
+        tail = read_tail(path, job.layout.overlap_frames, job.width, job.height)
+        if job.predecessor_frames is not None and tail.total_frames != job.predecessor_frames:
+            ctx.log.warning(
+                "predecessor decoded to %d frames, planned %d; using its last %d",
+                tail.total_frames, job.predecessor_frames, job.layout.overlap_frames,
+                extra={"action": "predecessor_length_mismatch"},
+            )  # fmt: skip
+        return tail.frames
+
+    def encode(self, ctx: TaskContext, job: SegmentJob, frames: np.ndarray, output: Path) -> None:
+        """Post-process and encode once; the decoded file must have exactly the planned frame count."""
+        expected = job.layout.num_frames
+        if frames.shape[0] != expected:
+            raise MediaError(f"the engine returned {frames.shape[0]} frames, {expected} were planned")
+        ctx.progress.report("encoding", 0, expected)
+        height, width = frames.shape[1:3]
+        with VideoWriter(output, width, height, job.fps) as writer:
+            for frame in frames:
+                writer.write(post_process(frame, job.post_saturation, job.post_brightness))
+        decoded = count_frames(output)
+        if decoded != expected:
+            raise MediaError(f"segment video decodes to {decoded} frames, {expected} were planned")
+        ctx.progress.report("encoding", expected, expected)

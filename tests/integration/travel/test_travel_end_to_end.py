@@ -1,0 +1,94 @@
+"""End to end with the tiny model: a chained 3-image travel through the SQLite queue and a worker process,
+and the shipped example through `python -m headless_wan run`. Decoded frame counts are checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from headless_wan.domain.tasks import NewTask, TaskStatus
+from headless_wan.handlers import planning
+from headless_wan.media.video_io import count_frames, read_frames
+from tests.fixtures.travel.support import PROJECT, orchestrator_payload
+from tests.integration.queue.conftest import REPO, Site
+
+pytestmark = pytest.mark.slow
+
+
+def _travel_env() -> dict[str, str]:
+    """Until `wiring.py` registers the travel handlers, worker processes get them as a test plugin (which
+    reads its model override from the environment). Once wired, the plugin would register them twice."""
+    import headless_wan.wiring as wiring
+
+    if "travel_handlers" in Path(wiring.__file__).read_text():
+        return {}
+    return {"HW_HANDLER_PLUGINS": json.dumps(["tests.fixtures.travel.plugin:travel_handlers_from_env"])}
+
+
+EXAMPLE = REPO / "examples" / "travel_3_images.json"
+
+
+def test_chained_travel_through_sqlite_and_a_worker_process(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    images = [str(REPO / "examples" / "images" / f"travel_{i}.png") for i in range(3)]
+    payload = orchestrator_payload(images, segment_frames_expanded=[17, 17], frame_overlap_expanded=[4, 4])
+    queue = site.queue()
+    try:
+        orchestrator_id = queue.enqueue(NewTask("travel_orchestrator", payload, project_id=PROJECT))
+    finally:
+        queue.close()
+
+    worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny", **_travel_env())
+    assert worker.wait(timeout_s=240) == 0, worker.output()
+
+    orchestrator = site.get(orchestrator_id)
+    assert orchestrator.status is TaskStatus.COMPLETE, (orchestrator, worker.output())
+    queue = site.queue()
+    try:
+        children = queue.children(orchestrator_id)
+    finally:
+        queue.close()
+    assert [c.task_type for c in children] == ["travel_segment", "travel_segment", "travel_stitch"]
+    assert all(c.status is TaskStatus.COMPLETE for c in children)
+    plan = planning.plan_travel([17, 17], [4], chained=True)
+    assert (
+        [count_frames(Path(c.output_location or "")) for c in children[:2]] == list(plan.targets) == [17, 21]
+    )
+    final = Path(orchestrator.output_location or "")
+    assert final == Path(children[2].output_location or "")
+    assert count_frames(final) == plan.stitched_length == 34
+    assert read_frames(final).shape == (34, 64, 64, 3)
+
+
+def test_example_task_runs_with_the_cli(tmp_path: Path) -> None:
+    plugin = _travel_env()
+    # The test plugin builds its own engine from the environment and cannot see the flag.
+    env = Site(tmp_path).env(**plugin, **({"HW_MODEL_OVERRIDE": "tiny"} if plugin else {}))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "headless_wan",
+            "run",
+            str(EXAMPLE.relative_to(REPO)),
+            "--model-override",
+            "tiny",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = Path(done.stdout.strip().splitlines()[-1])
+    assert output.is_file() and tmp_path in output.parents
+    example = json.loads(EXAMPLE.read_text())["params"]["orchestrator_details"]
+    plan = planning.plan_travel(
+        example["segment_frames_expanded"], example["frame_overlap_expanded"][:1], chained=True
+    )
+    assert count_frames(output) == plan.stitched_length
