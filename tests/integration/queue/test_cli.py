@@ -78,11 +78,17 @@ def test_submit_rejects_bad_task_files_and_enqueues_nothing(site: Site, content:
     assert site.cli("tasks").stdout.count("\n") == 1
 
 
-@pytest.mark.parametrize("backend", ["reigh", "postgres"])
-def test_backends_not_built_yet_fail_clearly(site: Site, backend: str) -> None:
-    result = site.cli("worker", "--queue", backend)
-    assert result.returncode == 2
-    assert f"The '{backend}' queue backend" in result.stderr and "not available" in result.stderr
+def test_reigh_without_url_or_credential_fails_clearly(site: Site) -> None:
+    result = site.cli("worker", "--queue", "reigh")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "needs SUPABASE_URL and a credential" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("worker", "--queue", "postgres"), ("migrate",)])
+def test_postgres_without_a_database_url_fails_clearly(site: Site, command: tuple[str, ...]) -> None:
+    result = site.cli(*command, DATABASE_URL="")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "needs a database: set DATABASE_URL" in result.stderr
 
 
 def test_invalid_settings_are_reported_without_a_traceback(site: Site) -> None:

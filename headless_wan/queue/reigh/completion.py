@@ -1,0 +1,129 @@
+"""Finishing a task on Reigh exactly once (`reigh-contract.md` B2, B3, H5, §3.3).
+
+`complete_task` is not idempotent: every call that gets through creates a generation, and it answers
+200 even for a task that is no longer In Progress. So it is sent once; after an ambiguous failure
+(timeout, dropped connection, 5xx) the task's status decides: Complete → done, In Progress → send
+again, anything else → `ClaimLost`. What was uploaded and whether a call may have landed are kept
+per task across `complete()` calls, because the worker retries those on TransientError.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from headless_wan.domain.tasks import ClaimedTask, Task, TaskResult, TaskStatus
+from headless_wan.errors import ClaimLost, InvalidTaskParams, UploadError
+from headless_wan.queue import semantics
+from headless_wan.queue.reigh import convert
+from headless_wan.queue.reigh import wire as w
+from headless_wan.queue.reigh.options import ReighOptions
+from headless_wan.queue.reigh.transport import (
+    ReighHTTPError,
+    ReighServerError,
+    ReighTransport,
+    ReighUnavailable,
+)
+from headless_wan.queue.reigh.uploads import CompletionBody, Uploader, storage_path_of
+
+TaskOutput = Callable[[str], "w.TaskOutputResponse | None"]
+
+
+@dataclass
+class Pending:
+    """Per-task completion state."""
+
+    body: CompletionBody | None = None
+    uploads: int = 0
+    maybe_sent: bool = False  # a complete_task call may have been applied without us hearing it
+
+
+class Completer:
+    def __init__(
+        self,
+        transport: ReighTransport,
+        options: ReighOptions,
+        task_output: TaskOutput,
+        forget: Callable[[str], None],
+    ) -> None:
+        self._transport = transport
+        self._options = options
+        self._uploader = Uploader(transport, options)
+        self._task_output = task_output
+        self._forget = forget
+        self._pause = threading.Event()  # never set: an interruptible wait between tries
+
+    def complete(
+        self, claim: ClaimedTask, result: TaskResult, state: Pending, require_held: Callable[[], object]
+    ) -> Task:
+        if state.maybe_sent:  # an earlier call may have completed it; find out before repeating
+            done = self._settle_uncertain(claim, state)
+            if done is not None:
+                return done
+        else:
+            require_held()  # B3: never upload or complete a task that is not ours any more
+        if state.body is None:
+            state.body = self._prepare(claim, result, state)
+        return self._send(claim, state)
+
+    def _prepare(self, claim: ClaimedTask, result: TaskResult, state: Pending) -> CompletionBody:
+        if result.output is None:
+            path = storage_path_of(result.message or "", self._options.base_url)
+            if path is None:
+                raise InvalidTaskParams(
+                    "Reigh completes a task only with an output file; the handler returned none."
+                )
+            return w.CompleteStored(task_id=claim.id, storage_path=path)
+        fresh = state.uploads > 0  # an earlier upload of this task may have landed: new name
+        state.uploads += 1
+        return self._uploader.prepare(claim.id, result.output, result.thumbnail, fresh_name=fresh)
+
+    def _send(self, claim: ClaimedTask, state: Pending) -> Task:
+        assert state.body is not None
+        last: Exception | None = None
+        for attempt in range(max(1, self._options.complete_attempts)):
+            if attempt:
+                self._pause.wait(
+                    min(self._options.retry_backoff_s * 2**attempt, self._options.retry_backoff_max_s)
+                )
+            state.maybe_sent = True
+            try:
+                reply = self._transport.call(w.Fn.COMPLETE, state.body.body(), retry=False)
+            except (ReighUnavailable, ReighServerError) as exc:
+                last = exc
+                done = self._settle_uncertain(claim, state)
+                if done is not None:
+                    return done
+                continue
+            except ReighHTTPError:
+                state.maybe_sent = False  # a 4xx is decided before anything is created
+                raise
+            data = w.CompleteResponse.model_validate(reply.json() or {})
+            return self._completed(claim, data.public_url)
+        raise UploadError(f"Reigh did not accept the completion of task {claim.id}: {last}")
+
+    def _settle_uncertain(self, claim: ClaimedTask, state: Pending) -> Task | None:
+        """After an ambiguous complete_task: Complete → done; In Progress → may retry; else lost."""
+        out = self._task_output(claim.id)  # a transient failure here propagates; the state stays uncertain
+        status = convert.status_of(out.status) if out else None
+        if out is not None and status is TaskStatus.COMPLETE:
+            return self._completed(claim, out.output_location)
+        if status is not TaskStatus.IN_PROGRESS:
+            self._forget(claim.id)
+            raise ClaimLost(
+                f"Task {claim.id} is no longer In Progress (it is {status.value if status else 'missing'})."
+            )
+        state.maybe_sent = False
+        return None
+
+    def _completed(self, claim: ClaimedTask, url: str | None) -> Task:
+        self._forget(claim.id)
+        now = semantics.utc_now()
+        return replace(
+            claim.task,
+            status=TaskStatus.COMPLETE,
+            output_location=url,
+            updated_at=now,
+            generation_processed_at=now,
+        )

@@ -1,0 +1,126 @@
+"""The Reigh test server on loopback, ReighQueue clients pointed at it, and worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from headless_wan.queue.reigh import DEFAULT_TIMEOUTS, ReighOptions, ReighQueue
+from tests.reigh_server import ReighServer
+
+REPO = Path(__file__).resolve().parents[3]
+PLUGINS = ["tests.fixtures.handlers:all_handlers", "tests.integration.reigh.handlers:reigh_handlers"]
+
+
+def client(server: ReighServer, *, pat: bool = False, worker_id: str = "w1", **overrides: Any) -> ReighQueue:
+    """A ReighQueue with quick retries and short timeouts (so fault tests stay fast)."""
+    timeouts = {**DEFAULT_TIMEOUTS, **{k: 2.0 for k in DEFAULT_TIMEOUTS}, **overrides.pop("timeouts", {})}
+    options = ReighOptions(
+        base_url=server.url,
+        token=SecretStr(server.pat if pat else server.service_key),
+        service_role=not pat,
+        worker_id=worker_id,
+        timeouts=timeouts,
+        retry_attempts=overrides.pop("retry_attempts", 3),
+        retry_backoff_s=0.01,
+        retry_backoff_max_s=0.05,
+        **overrides,
+    )
+    queue = ReighQueue(options)
+    queue.open()
+    return queue
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ReighServer]:
+    with ReighServer(tmp_path / "reigh") as srv:
+        yield srv
+
+
+@pytest.fixture
+def queue(server: ReighServer) -> Iterator[ReighQueue]:
+    q = client(server)
+    yield q
+    q.close()
+
+
+@dataclass
+class WorkerProcess:
+    proc: subprocess.Popen[str]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout_s: float = 60) -> int:
+        return self.proc.wait(timeout=timeout_s)
+
+
+@dataclass
+class Site:
+    """A Reigh test server plus worker processes pointed at it with Reigh's own variable names."""
+
+    root: Path
+    server: ReighServer
+    procs: list[WorkerProcess] = field(default_factory=list)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HW_")}
+        env.update(
+            PYTHONPATH=str(REPO),
+            HW_QUEUE="reigh",
+            SUPABASE_URL=self.server.url,
+            SUPABASE_SERVICE_ROLE_KEY=self.server.service_key,
+            WORKER_ID="gpu-20260101_000000-test0001",
+            HW_WORK_DIR=str(self.root / "work"),
+            HW_HANDLER_PLUGINS=json.dumps(PLUGINS),
+            HW_POLL_MIN_S="0.02",
+            HW_POLL_MAX_S="0.2",
+            HW_HEARTBEAT_INTERVAL_S="0.3",
+            HW_REIGH_RETRY_BACKOFF_S="0.02",
+            HW_REIGH_RETRY_BACKOFF_MAX_S="0.1",
+            HW_LOG_FORMAT="json",
+            HW_LOG_LEVEL="DEBUG",
+        )
+        env.update(overrides)
+        return env
+
+    def start_worker(self, *args: str, **env: str) -> WorkerProcess:
+        log = self.root / f"worker-{len(self.procs)}.log"
+        with log.open("w") as sink:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "headless_wan", "worker", *args],
+                env=self.env(**env),
+                cwd=self.root,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        worker = WorkerProcess(proc, log)
+        self.procs.append(worker)
+        return worker
+
+    def all_output(self) -> str:
+        return "".join(p.output() for p in self.procs)
+
+
+@pytest.fixture
+def site(tmp_path: Path, server: ReighServer) -> Iterator[Site]:
+    site = Site(tmp_path, server)
+    yield site
+    for worker in site.procs:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+        worker.proc.wait(timeout=30)
