@@ -1,4 +1,4 @@
-"""Command line: `worker` (the default), `run TASK.json`, `submit TASK.json`, `tasks`.
+"""Command line: `worker` (the default), `run TASK.json`, `submit TASK.json`, `tasks`, `migrate`.
 
 This is the edge: the only place that reads settings (environment, `.env`, flags), sets up logging
 and wires objects together. `--help`, `submit` and `tasks` never import torch.
@@ -22,7 +22,7 @@ from headless_wan.domain.task_file import TaskFileError, load_task_file
 from headless_wan.domain.tasks import Task, TaskStatus
 from headless_wan.errors import HeadlessWanError
 
-COMMANDS = ("worker", "run", "submit", "tasks")
+COMMANDS = ("worker", "run", "submit", "tasks", "migrate")
 EXIT_USAGE = 2
 EXIT_TASK_FAILED = 1
 
@@ -124,6 +124,18 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Create or upgrade the PostgreSQL queue schema; safe to run again (and from many machines)."""
+    from headless_wan.wiring import build_postgres_queue
+
+    queue = build_postgres_queue(settings)
+    applied = queue.migrate()
+    for migration in applied:
+        print(f"applied {migration.version:03d}_{migration.name}")
+    print(f"schema {settings.pg_schema}: up to date ({len(applied)} migration(s) applied now)")
+    return 0
+
+
 # --- parsing -----------------------------------------------------------------------------------
 
 
@@ -150,6 +162,7 @@ def _common_options() -> argparse.ArgumentParser:
         "--queue", choices=("sqlite", "reigh", "postgres"), help="queue backend (env HW_QUEUE)"
     )
     common.add_argument("--sqlite-path", type=Path, help="SQLite queue file (env HW_SQLITE_PATH)")
+    common.add_argument("--database-url", metavar="DSN", help="PostgreSQL DSN (env DATABASE_URL)")
     common.add_argument("--output-dir", type=Path, help="where outputs are stored (env HW_OUTPUT_DIR)")
     common.add_argument("--worker-id", help="this worker's id (env WORKER_ID)")
     common.add_argument(
@@ -188,11 +201,25 @@ def _parser() -> argparse.ArgumentParser:
     tasks.add_argument("--status", help="Queued, 'In Progress', Complete, Failed or Cancelled")
     tasks.add_argument("--limit", type=int, default=50)
     tasks.set_defaults(handler=cmd_tasks)
+
+    migrate = sub.add_parser(
+        "migrate", parents=[common], help="create or upgrade the PostgreSQL queue schema"
+    )
+    migrate.set_defaults(handler=cmd_migrate)
     return parser
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("queue", "sqlite_path", "output_dir", "worker_id", "model_override", "log_level", "log_format")
+    names = (
+        "queue",
+        "sqlite_path",
+        "database_url",
+        "output_dir",
+        "worker_id",
+        "model_override",
+        "log_level",
+        "log_format",
+    )
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
 

@@ -74,10 +74,13 @@ class Settings(BaseSettings):
         "default <SUPABASE_URL>/functions/v1/<name>.",
     )
     reigh_same_model_only: bool = Field(
-        False, description="Only claim tasks for the model this worker has loaded (claim-next-task same_model_only)."
+        False,
+        description="Only claim tasks for the model this worker has loaded (claim-next-task same_model_only).",
     )
     reigh_base64_max_mb: float = Field(
-        2.0, ge=0, description="Outputs smaller than this go inline (base64); larger ones by signed upload URL."
+        2.0,
+        ge=0,
+        description="Outputs smaller than this go inline (base64); larger ones by signed upload URL.",
     )
     reigh_retry_attempts: int = Field(
         3, ge=1, description="Tries per Reigh call on 502/503/504, timeouts and connection errors."
@@ -87,15 +90,21 @@ class Settings(BaseSettings):
     )
     reigh_retry_backoff_max_s: float = Field(10.0, gt=0, description="Longest retry delay.")
     reigh_complete_attempts: int = Field(
-        3, ge=1, description="complete_task calls per completion, each after checking the task is still In Progress."
+        3,
+        ge=1,
+        description="complete_task calls per completion, each after checking the task is still In Progress.",
     )
     reigh_timeout_claim_s: float = Field(15.0, gt=0, description="Timeout of claim-next-task.")
     reigh_timeout_update_status_s: float = Field(30.0, gt=0, description="Timeout of update-task-status.")
     reigh_timeout_complete_s: float = Field(60.0, gt=0, description="Timeout of complete_task.")
     reigh_timeout_upload_url_s: float = Field(30.0, gt=0, description="Timeout of generate-upload-url.")
     reigh_timeout_put_s: float = Field(600.0, gt=0, description="Timeout of the output file's upload (PUT).")
-    reigh_timeout_thumbnail_put_s: float = Field(60.0, gt=0, description="Timeout of the thumbnail's upload (PUT).")
-    reigh_timeout_create_task_s: float = Field(45.0, gt=0, description="Timeout of create-task (child tasks).")
+    reigh_timeout_thumbnail_put_s: float = Field(
+        60.0, gt=0, description="Timeout of the thumbnail's upload (PUT)."
+    )
+    reigh_timeout_create_task_s: float = Field(
+        45.0, gt=0, description="Timeout of create-task (child tasks)."
+    )
     reigh_timeout_get_s: float = Field(
         15.0, gt=0, description="Timeout of the get-* functions and PostgREST reads (status, verification)."
     )

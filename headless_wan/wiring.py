@@ -10,36 +10,134 @@ import importlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from headless_wan.config import Settings
 from headless_wan.errors import ConfigError
 from headless_wan.handlers.base import Handler
 from headless_wan.queue.base import QueueClient
+from headless_wan.storage.base import Storage
 from headless_wan.storage.local import LocalStorage
 from headless_wan.worker.dispatch import HandlerRegistry
 from headless_wan.worker.heartbeat import Heartbeat, VramProbe
 from headless_wan.worker.log_buffer import LogBuffer
 from headless_wan.worker.loop import Worker, WorkerOptions
 
-PLANNED_BACKENDS = {
-    "reigh": "the Reigh edge-function queue",
-    "postgres": "the PostgreSQL fleet queue",
-}
+if TYPE_CHECKING:  # psycopg is imported only when the postgres queue is used
+    from headless_wan.queue.postgres import PostgresQueue
+
+PLANNED_BACKENDS: dict[str, str] = {}
 
 
 def build_queue(settings: Settings) -> QueueClient:
     if settings.queue in PLANNED_BACKENDS:
         raise ConfigError(
             f"The {settings.queue!r} queue backend ({PLANNED_BACKENDS[settings.queue]}) is not available in "
-            "this version of headless_wan yet; use --queue sqlite."
+            "this version of headless_wan yet; use --queue sqlite or --queue postgres."
         )
+    if settings.queue == "postgres":
+        return build_postgres_queue(settings, build_storage(settings))
+    if settings.queue == "reigh":
+        return build_reigh_queue(settings)
     from headless_wan.queue.sqlite import SqliteQueue
 
     return SqliteQueue(
         settings.sqlite_path,
-        LocalStorage(settings.output_dir),
+        build_storage(settings),
         lease_s=settings.lease_s,
         max_attempts=settings.max_attempts,
+    )
+
+
+def build_reigh_queue(settings: Settings) -> QueueClient:
+    """Cheap and I/O-free: the worker builds one for its loop and one for its heartbeat thread."""
+    from headless_wan.queue.reigh import DEFAULT_TIMEOUTS, ReighOptions, ReighQueue
+    from headless_wan.queue.reigh.wire import Fn
+
+    token = settings.supabase_service_role_key or settings.reigh_pat
+    if not settings.supabase_url or token is None or not token.get_secret_value():
+        raise ConfigError(
+            "The reigh queue needs SUPABASE_URL and a credential: SUPABASE_SERVICE_ROLE_KEY (fleet workers) "
+            "or HW_REIGH_PAT (a personal access token; best effort, local use)."
+        )
+    if not settings.supabase_url.startswith(("https://", "http://")):
+        raise ConfigError("SUPABASE_URL must be an http(s) URL such as https://<project>.supabase.co")
+    s = settings
+    get_s = s.reigh_timeout_get_s
+    timeouts = {
+        **DEFAULT_TIMEOUTS,
+        Fn.CLAIM.value: s.reigh_timeout_claim_s,
+        Fn.UPDATE_STATUS.value: s.reigh_timeout_update_status_s,
+        Fn.COMPLETE.value: s.reigh_timeout_complete_s,
+        Fn.UPLOAD_URL.value: s.reigh_timeout_upload_url_s,
+        Fn.CREATE_TASK.value: s.reigh_timeout_create_task_s,
+        Fn.TASK_OUTPUT.value: get_s,
+        Fn.PREDECESSOR.value: get_s,
+        Fn.CHILDREN.value: get_s,
+        Fn.SEGMENTS.value: get_s,
+        Fn.WORKER_MODEL.value: s.reigh_timeout_worker_model_s,
+        "postgrest": get_s,
+        "heartbeat": s.reigh_timeout_heartbeat_s,
+        "put": s.reigh_timeout_put_s,
+        "thumbnail_put": s.reigh_timeout_thumbnail_put_s,
+    }
+    return ReighQueue(
+        ReighOptions(
+            base_url=s.supabase_url.rstrip("/"),
+            token=token,
+            service_role=s.supabase_service_role_key is not None,
+            worker_id=s.worker_id,
+            function_urls=dict(s.reigh_function_urls),
+            timeouts=timeouts,
+            retry_attempts=s.reigh_retry_attempts,
+            retry_backoff_s=s.reigh_retry_backoff_s,
+            retry_backoff_max_s=s.reigh_retry_backoff_max_s,
+            complete_attempts=s.reigh_complete_attempts,
+            max_attempts=s.max_attempts,
+            same_model_only=s.reigh_same_model_only,
+            base64_max_bytes=int(s.reigh_base64_max_mb * 1024 * 1024),
+        )
+    )
+
+
+def build_postgres_queue(settings: Settings, storage: Storage | None = None) -> PostgresQueue:
+    if settings.database_url is None or not settings.database_url.get_secret_value().strip():
+        raise ConfigError(
+            "The postgres queue needs a database: set DATABASE_URL (or HW_DATABASE_URL, or --database-url)."
+        )
+    from headless_wan.queue.postgres import PostgresQueue
+
+    return PostgresQueue(
+        settings.database_url.get_secret_value(),
+        storage,
+        lease_s=settings.lease_s,
+        max_attempts=settings.max_attempts,
+        notify=settings.notify,
+        schema=settings.pg_schema,
+        pool_min=settings.pg_pool_min,
+        pool_max=settings.pg_pool_max,
+    )
+
+
+def build_storage(settings: Settings) -> Storage:
+    if settings.storage == "local":
+        return LocalStorage(settings.output_dir)
+    if not settings.s3_bucket:
+        raise ConfigError("S3 storage needs a bucket: set HW_S3_BUCKET.")
+    from headless_wan.storage.s3 import S3Config, S3Storage
+
+    secret = settings.s3_secret_access_key
+    return S3Storage(
+        S3Config(
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+            public_base_url=settings.s3_public_base_url,
+            url_expiry_s=settings.s3_url_expiry_s,
+        )
     )
 
 

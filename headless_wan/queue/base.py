@@ -7,6 +7,7 @@ lease has expired and the task went back to the queue, the old holder's writes r
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
@@ -88,6 +89,18 @@ class QueueClient(Protocol):
 
     def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not finished (user action). Returns False if it already had."""
+        ...
+
+
+class WaitsForWork(Protocol):
+    """Optional extra of a queue that can tell an idle worker that work arrived (PostgreSQL:
+    LISTEN/NOTIFY). The worker loop calls it, when the queue has it, instead of sleeping out its
+    poll delay; polling stays the fallback, so a backend without it loses only latency."""
+
+    def wait_for_work(self, timeout_s: float, wake: threading.Event | None = None) -> bool:
+        """Block until work may have arrived (True), or `wake` is set or `timeout_s` passes (False).
+        The queue sets `wake` itself when work arrives: pass an event kept for this alone, which the
+        caller also sets to end the wait early (the worker loop does on a stop request)."""
         ...
 
 

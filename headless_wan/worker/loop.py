@@ -73,6 +73,7 @@ class Worker:
         self.options = options
         self.exit_code = EXIT_OK
         self._stop = threading.Event()
+        self._wake = threading.Event()  # ends a queue's own idle wait (wait_for_work) on a stop request
         self._stop_requests = 0
         self._current: _Current | None = None
         self._queue_down = False
@@ -86,6 +87,7 @@ class Worker:
         cancels it at once. Safe to call from a signal handler."""
         self._stop_requests += 1
         self._stop.set()
+        self._wake.set()
         self._log.info("stop requested (%d)", self._stop_requests, extra={"action": "stop_requested"})
         current = self._current
         if current is None:
@@ -124,12 +126,23 @@ class Worker:
             if claim is None:
                 if self.options.drain and not self._queue_down:
                     return
-                self._stop.wait(delay)  # an event, not a sleep: a stop request wakes us at once
+                self._idle(delay)
                 delay = next_idle_delay(delay, self.options.poll_max_s)
                 continue
             delay = self.options.poll_min_s
             if not self._process(claim):
                 return
+
+    def _idle(self, delay_s: float) -> None:
+        """Wait before the next claim: on an event, not a sleep, so a stop request wakes us at once.
+        A queue with its own wake-up (PostgreSQL LISTEN/NOTIFY) ends the wait early when work arrives."""
+        wait_for_work = getattr(self.queue, "wait_for_work", None)
+        if wait_for_work is None:
+            self._stop.wait(delay_s)
+            return
+        self._wake.clear()
+        if not self._stop.is_set():  # checked after the clear: a stop in between still sets _wake
+            wait_for_work(delay_s, self._wake)
 
     def _try_claim(self) -> ClaimedTask | None:
         try:

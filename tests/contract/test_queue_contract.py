@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -11,25 +12,33 @@ from headless_wan.domain.tasks import NewTask, TaskResult, TaskStatus
 from headless_wan.errors import ClaimLost
 from headless_wan.queue.base import QueueClient
 from headless_wan.queue.memory import InMemoryQueue
+from headless_wan.queue.postgres import PostgresQueue
 from headless_wan.queue.sqlite import SqliteQueue
 from headless_wan.storage.local import LocalStorage
 from tests.helpers import FakeClock
+from tests.postgres_support import TEST_DSN, fresh_schema
 
 LEASE_S = 30.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueClient]:
     clock = FakeClock()
     storage = LocalStorage(tmp_path / "out")
-    if request.param == "memory":
-        q: QueueClient = InMemoryQueue(storage, lease_s=LEASE_S, max_attempts=3, clock=clock)
-    else:
-        q = SqliteQueue(tmp_path / "q.sqlite3", storage, lease_s=LEASE_S, max_attempts=3, clock=clock)
-    q.open()
-    q.clock = clock  # type: ignore[attr-defined]
-    yield q
-    q.close()
+    with ExitStack() as cleanup:
+        if request.param == "memory":
+            q: QueueClient = InMemoryQueue(storage, lease_s=LEASE_S, max_attempts=3, clock=clock)
+        elif request.param == "sqlite":
+            q = SqliteQueue(tmp_path / "q.sqlite3", storage, lease_s=LEASE_S, max_attempts=3, clock=clock)
+        else:  # skipped, with the reason, where no server answers
+            schema = cleanup.enter_context(fresh_schema())
+            pg = PostgresQueue(TEST_DSN, storage, lease_s=LEASE_S, max_attempts=3, clock=clock, schema=schema)
+            pg.migrate()
+            q = pg
+        q.open()
+        q.clock = clock  # type: ignore[attr-defined]
+        yield q
+        q.close()
 
 
 def _tick(queue: QueueClient, seconds: float = 1.0) -> None:
@@ -237,3 +246,16 @@ def test_recover_gives_back_only_this_workers_held_tasks(queue: QueueClient) -> 
     assert queue.get(theirs).status is TaskStatus.IN_PROGRESS  # type: ignore[union-attr]
     assert queue.get(parent).status is TaskStatus.IN_PROGRESS  # type: ignore[union-attr]
     assert queue.recover("me") == []
+
+
+def test_parent_of_independent_children_completes_without_an_output(queue: QueueClient, tmp_path: Path) -> None:
+    _enqueue(queue, "spawn")
+    parent = queue.claim("w1")
+    for name in ("a", "b"):
+        queue.enqueue(NewTask("echo", {"message": name}, parent_id=parent.id))  # type: ignore[union-attr]
+    queue.mark_waiting(parent, "Enqueued 2 independent children")  # type: ignore[arg-type]
+    for name in ("a", "b"):
+        queue.complete(queue.claim("w1"), _output(tmp_path, f"{name}.txt"))  # type: ignore[arg-type]
+    row = queue.get(parent.id)  # type: ignore[union-attr]
+    assert row.status is TaskStatus.COMPLETE  # type: ignore[union-attr]
+    assert row.output_location == "Enqueued 2 independent children"  # type: ignore[union-attr]
