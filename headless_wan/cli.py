@@ -25,6 +25,7 @@ from headless_wan.errors import HeadlessWanError
 COMMANDS = ("worker", "run", "submit", "tasks", "migrate")
 EXIT_USAGE = 2
 EXIT_TASK_FAILED = 1
+EXIT_SETUP_FAILED = 2
 
 log = logging.getLogger("headless_wan.cli")
 
@@ -42,19 +43,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (HeadlessWanError, TaskFileError) as exc:
         print(f"headless_wan: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `tasks | head`: the reader left; nothing more to say
+        sys.stderr.close()
+        return 0
 
 
 # --- commands ----------------------------------------------------------------------------------
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from headless_wan.wiring import build_handlers, build_queue, build_worker
+    from headless_wan.engine import vram_usage
+    from headless_wan.wiring import build_engine, build_handlers, build_queue, build_worker, check_fitness
     from headless_wan.worker.dispatch import HandlerRegistry
     from headless_wan.worker.signals import on_stop_signal
 
     queue, heartbeat_queue = build_queue(settings), build_queue(settings)  # heartbeat gets its own connection
-    registry = HandlerRegistry(build_handlers(settings))
-    worker = build_worker(settings, queue, heartbeat_queue, registry, drain=args.drain)
+    engine = build_engine(settings)
+    registry = HandlerRegistry(build_handlers(settings, engine))
+    if settings.startup_check and not check_fitness(settings, engine):
+        return EXIT_SETUP_FAILED
+    worker = build_worker(settings, queue, heartbeat_queue, registry, drain=args.drain, vram_probe=vram_usage)
     log.info(
         "worker %s on the %s queue; task types: %s",
         settings.worker_id,
@@ -62,23 +70,31 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         ", ".join(sorted(registry.task_types)),
         extra={"action": "worker_config"},
     )
-    with on_stop_signal(worker.request_stop):
-        return worker.run()
+    try:
+        with on_stop_signal(worker.request_stop):
+            return worker.run()
+    finally:
+        engine.close()
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from headless_wan.queue.memory import InMemoryQueue
     from headless_wan.storage.local import LocalStorage
-    from headless_wan.wiring import build_handlers, build_worker
+    from headless_wan.wiring import build_engine, build_handlers, build_worker
     from headless_wan.worker.dispatch import HandlerRegistry
     from headless_wan.worker.signals import on_stop_signal
 
     new_task = load_task_file(args.task_file)
     queue = InMemoryQueue(LocalStorage(settings.output_dir), lease_s=settings.lease_s, max_attempts=1)
     queue.enqueue(new_task)
-    worker = build_worker(settings, queue, queue, HandlerRegistry(build_handlers(settings)), drain=True)
-    with on_stop_signal(worker.request_stop):
-        code = worker.run()
+    engine = build_engine(settings)
+    registry = HandlerRegistry(build_handlers(settings, engine, local_run=True))
+    worker = build_worker(settings, queue, queue, registry, drain=True)
+    try:
+        with on_stop_signal(worker.request_stop):
+            code = worker.run()
+    finally:
+        engine.close()
     task = queue.get(new_task.id)
     assert task is not None
     if task.status is TaskStatus.COMPLETE:
@@ -159,7 +175,10 @@ def _common_options() -> argparse.ArgumentParser:
     # SUPPRESS keeps a flag given before the command from being reset by the subcommand's default.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument(
-        "--queue", choices=("sqlite", "reigh", "postgres"), help="queue backend (env HW_QUEUE)"
+        "--queue",
+        choices=("sqlite", "reigh", "postgres"),
+        help="queue backend (env HW_QUEUE): sqlite (embedded default); postgres (DATABASE_URL); reigh "
+        "(SUPABASE_URL + SUPABASE_SERVICE_ROLE_KEY, or HW_REIGH_PAT: best effort, local use only)",
     )
     common.add_argument("--sqlite-path", type=Path, help="SQLite queue file (env HW_SQLITE_PATH)")
     common.add_argument("--database-url", metavar="DSN", help="PostgreSQL DSN (env DATABASE_URL)")

@@ -200,6 +200,10 @@ class Settings(BaseSettings):
     )
 
     # --- generation ------------------------------------------------------------------------
+    startup_check: bool = Field(
+        True,
+        description="At worker start, report the device, free VRAM and whether the preset fits (imports torch).",
+    )
     model_override: str | None = Field(
         None, description="Force every generation onto this model preset (e.g. tiny for CPU smoke runs)."
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,8 @@ from headless_wan.worker.heartbeat import Heartbeat, VramProbe
 from headless_wan.worker.log_buffer import LogBuffer
 from headless_wan.worker.loop import Worker, WorkerOptions
 
-if TYPE_CHECKING:  # psycopg is imported only when the postgres queue is used
+if TYPE_CHECKING:  # psycopg and the engine are imported only when used
+    from headless_wan.engine import Engine
     from headless_wan.queue.postgres import PostgresQueue
 
 PLANNED_BACKENDS: dict[str, str] = {}
@@ -141,18 +141,56 @@ def build_storage(settings: Settings) -> Storage:
     )
 
 
-def build_handlers(settings: Settings) -> list[Handler]:
-    handlers: list[Handler] = list(_generation_handlers(settings))
+def build_engine(settings: Settings) -> Engine:
+    """One engine per process: it owns the resident pipeline that every generation handler shares."""
+    from headless_wan.engine import Engine, engine_config_from_settings
+
+    return Engine(engine_config_from_settings(settings))
+
+
+def build_handlers(settings: Settings, engine: Engine, *, local_run: bool = False) -> list[Handler]:
+    """Every built-in task type plus the configured plugins. Tasks may name local input files only
+    when the setting says so, by default with the embedded queue or a local `run`."""
+    from headless_wan.handlers.generate import generation_handlers
+    from headless_wan.handlers.travel import TravelConfig, travel_handlers
+
+    allow_local = settings.allow_local_inputs
+    if allow_local is None:
+        allow_local = local_run or settings.queue == "sqlite"
+    travel = TravelConfig(
+        allow_local_inputs=allow_local,
+        download_max_mb=settings.download_max_mb,
+        download_timeout_s=settings.download_timeout_s,
+    )
+    handlers = [
+        *generation_handlers(engine, allow_local_inputs=allow_local),
+        *travel_handlers(engine, travel),
+    ]
     for spec in settings.handler_plugins:
         handlers.extend(load_plugin(spec))
     return handlers
 
 
-def _generation_handlers(settings: Settings) -> Iterable[Handler]:
-    from headless_wan.engine import Engine, engine_config_from_settings
-    from headless_wan.handlers.generate import generation_handlers
-
-    return generation_handlers(Engine(engine_config_from_settings(settings)))
+def check_fitness(settings: Settings, engine: Engine) -> bool:
+    """Log where generation will run and whether the default (or forced) preset fits; False when
+    the device itself is unusable, so the worker stops before claiming anything."""
+    report = engine.fitness(settings.model_override)
+    free = (
+        f"{report.free_vram_mb:.0f} of {report.total_vram_mb:.0f} MiB free"
+        if report.total_vram_mb
+        else "no VRAM figures"
+    )
+    needed = f", needs about {report.needed_vram_mb:.0f} MiB" if report.needed_vram_mb else ""
+    level = logging.INFO if report.fits else logging.ERROR
+    logging.getLogger("headless_wan.fitness").log(
+        level,
+        "device %s (%s), %s; preset %s with profile %s%s: %s",
+        report.device, report.device_name, free, report.preset, report.memory_profile, needed,
+        "fits" if report.fits else "; ".join(report.problems),
+        extra={"action": "fitness"},
+    )  # fmt: skip
+    device_unusable = report.device.startswith("cuda") and report.total_vram_mb is None
+    return not device_unusable
 
 
 def load_plugin(spec: str) -> list[Handler]:

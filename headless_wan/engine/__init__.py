@@ -10,7 +10,7 @@ a test asserts it.
 from __future__ import annotations
 
 from headless_wan.engine.config import EngineConfig, engine_config_from_settings
-from headless_wan.engine.device import FitnessReport
+from headless_wan.engine.device import FitnessReport, vram_usage
 from headless_wan.engine.generate import Engine, GenerationResult
 from headless_wan.engine.loras import LoraSpec
 from headless_wan.engine.phases import PhaseConfig, parse_multiplier, parse_phase_config
@@ -35,4 +35,5 @@ __all__ = [
     "load_presets",
     "parse_multiplier",
     "parse_phase_config",
+    "vram_usage",
 ]

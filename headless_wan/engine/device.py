@@ -99,3 +99,16 @@ def device_fitness(device: str, *, preset: str, profile: str, needed_gb: float |
     if profile in ("model_offload", "sequential"):
         problems.append(f"memory profile {profile!r} needs a CUDA device")
     return FitnessReport(device, "cpu", None, None, preset, profile, None, not problems, tuple(problems))
+
+
+def vram_usage() -> tuple[int, int]:
+    """(total_mb, used_mb) of the current CUDA device, for heartbeats; (0, 0) without one.
+
+    Never imports torch itself: the heartbeat must not pay for (or race) a torch import."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return 0, 0
+    free, total = torch.cuda.mem_get_info()
+    return int(total / 2**20), int((total - free) / 2**20)

@@ -17,7 +17,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from headless_wan.domain.tasks import ClaimedTask, TaskResult
 from headless_wan.domain.workers import WorkerStatus
-from headless_wan.errors import HeadlessWanError, TransientError
+from headless_wan.errors import ClaimLost, HeadlessWanError, TransientError
 from headless_wan.handlers.base import CancelToken, TaskContext
 from headless_wan.logging import ContextAdapter
 from headless_wan.queue.base import QueueClient
@@ -160,7 +160,7 @@ class Worker:
             logger,
             {"worker_id": self.options.worker_id, "task_id": claim.id, "task_type": claim.task_type},
         )
-        log.info("claimed %s task %s", claim.task_type, claim.id, extra={"action": "claim_task"})
+        log.info("claimed %s task %s: In Progress", claim.task_type, claim.id, extra={"action": "claim_task"})
         cancel = CancelToken()
         progress = ProgressReporter(log, self.options.progress_interval_s)
         workdir = self.options.work_dir / _safe_dirname(claim.id)
@@ -260,6 +260,10 @@ class Worker:
                 _persist(self.queue.fail)(claim, decision.message)
             elif decision.action in (Action.RELEASE, Action.FATAL):
                 _persist(self.queue.release)(claim, decision.message)
+        except (
+            ClaimLost
+        ) as gone:  # finished elsewhere meanwhile (cancelled, requeued, cascaded): nothing to do
+            log.info("outcome not recorded: %s", gone, extra={"action": "claim_lost"})
         except Exception as write_exc:
             log.error("could not record the outcome: %s", write_exc, extra={"action": "status_write_failed"})
         if decision.action is not Action.FAIL or not self.options.keep_failed_workdirs:

@@ -65,6 +65,7 @@ class Fleet:
             HW_PG_SCHEMA=self.schema,
             HW_WORK_DIR=str(self.root / "work" / worker_id),
             HW_HANDLER_PLUGINS=json.dumps(["tests.fixtures.handlers:fleet_handlers"]),
+            HW_STARTUP_CHECK="false",
             HW_TASK_TYPES=json.dumps(["journal"]),
             # A lease of 1.5 s renewed every 0.2 s: dead workers' tasks come back quickly, while a
             # live worker on this busy 2-core box keeps a wide margin before its lease could lapse.

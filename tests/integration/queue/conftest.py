@@ -37,6 +37,7 @@ class Site:
             HW_OUTPUT_DIR=str(self.root / "out"),
             HW_WORK_DIR=str(self.root / "work"),
             HW_HANDLER_PLUGINS=json.dumps(["tests.fixtures.handlers:all_handlers"]),
+            HW_STARTUP_CHECK="false",  # skip the torch import in each worker process; tested once below
             HW_POLL_MIN_S="0.02",
             HW_POLL_MAX_S="0.2",
             HW_LOG_FORMAT="json",

@@ -95,3 +95,12 @@ def test_invalid_settings_are_reported_without_a_traceback(site: Site) -> None:
     result = site.cli("tasks", HW_LEASE_S="-5")
     assert result.returncode == 2
     assert "invalid settings: lease_s" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_worker_start_reports_the_device_and_preset_fit(site: Site) -> None:
+    result = site.cli("worker", "--drain", "--model-override", "tiny", HW_STARTUP_CHECK="true")
+    assert result.returncode == 0, result.stderr
+    fitness = [json.loads(line) for line in result.stderr.splitlines() if '"fitness"' in line]
+    assert len(fitness) == 1
+    assert "device cpu" in fitness[0]["message"] and "preset tiny" in fitness[0]["message"]
+    assert fitness[0]["message"].endswith("fits")

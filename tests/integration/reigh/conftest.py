@@ -86,6 +86,7 @@ class Site:
             WORKER_ID="gpu-20260101_000000-test0001",
             HW_WORK_DIR=str(self.root / "work"),
             HW_HANDLER_PLUGINS=json.dumps(PLUGINS),
+            HW_STARTUP_CHECK="false",
             HW_POLL_MIN_S="0.02",
             HW_POLL_MAX_S="0.2",
             HW_HEARTBEAT_INTERVAL_S="0.3",

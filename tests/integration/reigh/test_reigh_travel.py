@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,6 @@ from tests.fixtures.travel.support import PROJECT, orchestrator_payload
 from tests.integration.reigh.conftest import REPO, Site
 
 pytestmark = pytest.mark.slow
-
-PLUGINS = json.dumps(["tests.fixtures.travel.plugin:travel_handlers_from_env"])
-
 
 def test_chained_travel_over_http(site: Site, tmp_path: Path) -> None:
     server = site.server
@@ -28,7 +24,7 @@ def test_chained_travel_over_http(site: Site, tmp_path: Path) -> None:
     payload = orchestrator_payload(images, segment_frames_expanded=[17, 17], frame_overlap_expanded=[4, 4])
     orchestrator = server.submit("travel_orchestrator", payload, project_id=PROJECT)
 
-    worker = site.start_worker("--drain", HW_HANDLER_PLUGINS=PLUGINS, HW_MODEL_OVERRIDE="tiny")
+    worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny")
     assert worker.wait(timeout_s=240) == 0, worker.output()
 
     children = [

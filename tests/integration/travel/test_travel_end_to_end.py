@@ -19,16 +19,6 @@ from tests.integration.queue.conftest import REPO, Site
 pytestmark = pytest.mark.slow
 
 
-def _travel_env() -> dict[str, str]:
-    """Until `wiring.py` registers the travel handlers, worker processes get them as a test plugin (which
-    reads its model override from the environment). Once wired, the plugin would register them twice."""
-    import headless_wan.wiring as wiring
-
-    if "travel_handlers" in Path(wiring.__file__).read_text():
-        return {}
-    return {"HW_HANDLER_PLUGINS": json.dumps(["tests.fixtures.travel.plugin:travel_handlers_from_env"])}
-
-
 EXAMPLE = REPO / "examples" / "travel_3_images.json"
 
 
@@ -42,7 +32,7 @@ def test_chained_travel_through_sqlite_and_a_worker_process(tmp_path: Path) -> N
     finally:
         queue.close()
 
-    worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny", **_travel_env())
+    worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny")
     assert worker.wait(timeout_s=240) == 0, worker.output()
 
     orchestrator = site.get(orchestrator_id)
@@ -65,9 +55,7 @@ def test_chained_travel_through_sqlite_and_a_worker_process(tmp_path: Path) -> N
 
 
 def test_example_task_runs_with_the_cli(tmp_path: Path) -> None:
-    plugin = _travel_env()
-    # The test plugin builds its own engine from the environment and cannot see the flag.
-    env = Site(tmp_path).env(**plugin, **({"HW_MODEL_OVERRIDE": "tiny"} if plugin else {}))
+    env = Site(tmp_path).env()
     done = subprocess.run(
         [
             sys.executable,
