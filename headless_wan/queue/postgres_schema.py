@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from headless_wan.errors import ConfigError
 from headless_wan.queue.sql_files import Migration, load_migrations, load_queries
 
 Q = load_queries("postgres/queries.sql")
@@ -51,6 +52,23 @@ def pending(conn: psycopg.Connection[Any]) -> list[Migration]:
         return list(MIGRATIONS)
     done = {_first(row) for row in conn.execute(Q["applied_migrations"]).fetchall()}
     return [m for m in MIGRATIONS if m.version not in done]
+
+
+def describe_schema(conn: psycopg.Connection[Any], schema: str | None) -> str:
+    """`schema … up to date (server N.M)`, or ConfigError naming what `migrate` still has to apply."""
+    set_search_path(conn, schema)
+    missing = pending(conn)
+    name = schema or "public"
+    if missing:
+        raise ConfigError(
+            f"schema {name} lacks {len(missing)} migration(s); run `python -m headless_wan migrate` once"
+        )
+    info = conn.info
+    version = info.server_version
+    return (
+        f"{info.host}:{info.port}/{info.dbname} schema {name} up to date "
+        f"(server {version // 10000}.{version % 10000})"
+    )
 
 
 def _first(row: Any) -> Any:

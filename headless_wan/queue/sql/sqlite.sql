@@ -132,3 +132,10 @@ ON CONFLICT (id) DO UPDATE SET current_model = excluded.current_model, last_hear
 
 -- name: held_by
 SELECT * FROM tasks WHERE worker_id = :worker_id AND status = 'In Progress' AND claim_token IS NOT NULL;
+
+-- name: get_for_update
+-- SQLite's write transaction (BEGIN IMMEDIATE) already serialises writers; no row lock needed.
+SELECT * FROM tasks WHERE id = :id;
+
+-- name: parent_of
+SELECT parent_id FROM tasks WHERE id = :id;
