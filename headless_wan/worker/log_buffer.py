@@ -18,7 +18,8 @@ class LogBuffer(logging.Handler):
     def __init__(self, capacity: int = 1000, level: int = logging.INFO) -> None:
         super().__init__(level)
         self._entries: deque[LogEntry] = deque(maxlen=capacity)
-        self._guard = threading.Lock()
+        # Re-entrant: a signal handler that logs may interrupt emit() on the same thread.
+        self._guard = threading.RLock()
         self.dropped = 0
 
     def emit(self, record: logging.LogRecord) -> None:
