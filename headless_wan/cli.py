@@ -1,7 +1,8 @@
-"""Command line: `worker` (the default), `run TASK.json`, `submit TASK.json`, `tasks`, `migrate`.
+"""Command line: `worker` (the default), `run TASK.json`, `submit TASK.json`, `tasks`, `migrate`, `doctor`.
 
 This is the edge: the only place that reads settings (environment, `.env`, flags), sets up logging
-and wires objects together. `--help`, `submit` and `tasks` never import torch.
+and wires objects together (the longer command bodies live in `commands.py`). `--help`, `submit`
+and `tasks` never import torch.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from pydantic import ValidationError
 
 from headless_wan import __version__
 from headless_wan import logging as hw_logging
+from headless_wan.commands import cmd_doctor, cmd_run, cmd_worker
 from headless_wan.config import Settings
 from headless_wan.domain.task_file import TaskFileError, load_task_file
-from headless_wan.domain.tasks import Task, TaskStatus
+from headless_wan.domain.tasks import TaskStatus
 from headless_wan.errors import HeadlessWanError
 
-COMMANDS = ("worker", "run", "submit", "tasks", "migrate")
+COMMANDS = ("worker", "run", "submit", "tasks", "migrate", "doctor")
 EXIT_USAGE = 2
-EXIT_TASK_FAILED = 1
-EXIT_SETUP_FAILED = 2
 
 log = logging.getLogger("headless_wan.cli")
 
@@ -49,61 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # --- commands ----------------------------------------------------------------------------------
-
-
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from headless_wan.engine import vram_usage
-    from headless_wan.wiring import build_engine, build_handlers, build_queue, build_worker, check_fitness
-    from headless_wan.worker.dispatch import HandlerRegistry
-    from headless_wan.worker.signals import on_stop_signal
-
-    queue, heartbeat_queue = build_queue(settings), build_queue(settings)  # heartbeat gets its own connection
-    engine = build_engine(settings)
-    registry = HandlerRegistry(build_handlers(settings, engine))
-    if settings.startup_check and not check_fitness(settings, engine):
-        return EXIT_SETUP_FAILED
-    worker = build_worker(settings, queue, heartbeat_queue, registry, drain=args.drain, vram_probe=vram_usage)
-    log.info(
-        "worker %s on the %s queue; task types: %s",
-        settings.worker_id,
-        settings.queue,
-        ", ".join(sorted(registry.task_types)),
-        extra={"action": "worker_config"},
-    )
-    try:
-        with on_stop_signal(worker.request_stop):
-            return worker.run()
-    finally:
-        engine.close()
-
-
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from headless_wan.queue.memory import InMemoryQueue
-    from headless_wan.storage.local import LocalStorage
-    from headless_wan.wiring import build_engine, build_handlers, build_worker
-    from headless_wan.worker.dispatch import HandlerRegistry
-    from headless_wan.worker.signals import on_stop_signal
-
-    new_task = load_task_file(args.task_file)
-    queue = InMemoryQueue(LocalStorage(settings.output_dir), lease_s=settings.lease_s, max_attempts=1)
-    queue.enqueue(new_task)
-    engine = build_engine(settings)
-    registry = HandlerRegistry(build_handlers(settings, engine, local_run=True))
-    worker = build_worker(settings, queue, queue, registry, drain=True)
-    try:
-        with on_stop_signal(worker.request_stop):
-            code = worker.run()
-    finally:
-        engine.close()
-    task = queue.get(new_task.id)
-    assert task is not None
-    if task.status is TaskStatus.COMPLETE:
-        for child in queue.children(task.id):
-            log.info("child %s %s: %s", child.task_type, child.id, child.output_location)
-        print(task.output_location or "")
-        return code
-    print(f"headless_wan: task {task.id} ended {task.status.value}: {_reason(queue, task)}", file=sys.stderr)
-    return code or EXIT_TASK_FAILED
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
@@ -155,15 +100,6 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 # --- parsing -----------------------------------------------------------------------------------
 
 
-def _reason(queue: Any, task: Task) -> str:
-    if task.error_message:
-        return task.error_message
-    pending = [c for c in queue.children(task.id) if not c.status.is_terminal]
-    if pending:
-        return f"{len(pending)} child task(s) could not run (blocked dependencies?)"
-    return "no result"
-
-
 def _with_default_command(argv: list[str]) -> list[str]:
     """Plain `python -m headless_wan [options]` means `worker [options]`."""
     if any(arg in ("-h", "--help", "--version") for arg in argv) and not any(a in COMMANDS for a in argv):
@@ -206,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", parents=[common], help="poll the queue and run tasks (default)")
     worker.add_argument("--drain", action="store_true", help="exit once nothing is claimable")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        default=argparse.SUPPRESS,
+        help="serve /healthz and Prometheus /metrics on PORT (env HW_METRICS_PORT; bind HW_METRICS_HOST)",
+    )
     worker.set_defaults(handler=cmd_worker)
 
     run = sub.add_parser("run", parents=[common], help="run one task JSON locally, with any child tasks")
@@ -225,6 +168,13 @@ def _parser() -> argparse.ArgumentParser:
         "migrate", parents=[common], help="create or upgrade the PostgreSQL queue schema"
     )
     migrate.set_defaults(handler=cmd_migrate)
+
+    doctor = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="check GPU, FFmpeg, disk, queue and storage; exit 1 if the worker could not run here",
+    )
+    doctor.set_defaults(handler=cmd_doctor)
     return parser
 
 
@@ -238,6 +188,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "model_override",
         "log_level",
         "log_format",
+        "metrics_port",
     )
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
 

@@ -233,6 +233,24 @@ class Settings(BaseSettings):
         900.0, gt=0, description="Time limit for one LoRA download, retries included."
     )
 
+    # --- operations ------------------------------------------------------------------------
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve /healthz and Prometheus /metrics on this port (worker only; 0 = any free port, "
+        "logged); unset = no server.",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the health/metrics server binds (the Docker image sets 0.0.0.0).",
+    )
+    min_free_disk_gb: float = Field(
+        5.0,
+        ge=0,
+        description="doctor and worker start fail when the work, output or model cache disk has less free space.",
+    )
+
     # --- logging ---------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="text for people, json for log shippers.")

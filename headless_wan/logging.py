@@ -1,13 +1,49 @@
-"""Log set-up, called only from the CLI. Records about a task carry task_id, task_type and action."""
+"""Log set-up, called only from the CLI. Records about a task carry task_id, task_type and action.
+
+The worker binds the running task to a context variable (`task_scope`); `TaskContextFilter` copies
+it onto every record that lacks it, so module-level loggers in handlers, the engine and libraries
+(diffusers warnings, FFmpeg helpers) are attributable to their task without threading an adapter
+through every call.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from datetime import datetime, timezone
 
 CONTEXT_FIELDS = ("action", "task_id", "task_type", "worker_id", "stage", "step", "total")
+
+_task_context: ContextVar[Mapping[str, str] | None] = ContextVar("headless_wan_task", default=None)
+
+
+@contextlib.contextmanager
+def task_scope(**fields: str) -> Iterator[None]:
+    """Records logged in this thread while the block runs carry `fields` (task_id, task_type, ...)."""
+    token = _task_context.set(fields)
+    try:
+        yield
+    finally:
+        _task_context.reset(token)
+
+
+class TaskContextFilter(logging.Filter):
+    """Adds the bound task's fields to records that lack them, and an `action` named after the
+    logger (e.g. `engine.loading`) to task records logged without one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        bound = _task_context.get()
+        if bound:
+            for name, value in bound.items():
+                if getattr(record, name, None) is None:
+                    setattr(record, name, value)
+        if getattr(record, "task_id", None) is not None and getattr(record, "action", None) is None:
+            record.action = record.name.removeprefix("headless_wan.")
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,6 +78,7 @@ class TextFormatter(logging.Formatter):
 def configure(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(TaskContextFilter())  # on the handler: it sees records from every logger
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 from headless_wan.config import Settings
 from headless_wan.errors import ConfigError
 from headless_wan.handlers.base import Handler
+from headless_wan.logging import TaskContextFilter
 from headless_wan.queue.base import QueueClient
 from headless_wan.storage.base import Storage
 from headless_wan.storage.local import LocalStorage
 from headless_wan.worker.dispatch import HandlerRegistry
+from headless_wan.worker.health import WorkerEvents
 from headless_wan.worker.heartbeat import Heartbeat, VramProbe
 from headless_wan.worker.log_buffer import LogBuffer
 from headless_wan.worker.loop import Worker, WorkerOptions
@@ -171,26 +173,28 @@ def build_handlers(settings: Settings, engine: Engine, *, local_run: bool = Fals
     return handlers
 
 
-def check_fitness(settings: Settings, engine: Engine) -> bool:
-    """Log where generation will run and whether the default (or forced) preset fits; False when
-    the device itself is unusable, so the worker stops before claiming anything."""
-    report = engine.fitness(settings.model_override)
-    free = (
-        f"{report.free_vram_mb:.0f} of {report.total_vram_mb:.0f} MiB free"
-        if report.total_vram_mb
-        else "no VRAM figures"
-    )
-    needed = f", needs about {report.needed_vram_mb:.0f} MiB" if report.needed_vram_mb else ""
-    level = logging.INFO if report.fits else logging.ERROR
-    logging.getLogger("headless_wan.fitness").log(
-        level,
-        "device %s (%s), %s; preset %s with profile %s%s: %s",
-        report.device, report.device_name, free, report.preset, report.memory_profile, needed,
-        "fits" if report.fits else "; ".join(report.problems),
-        extra={"action": "fitness"},
-    )  # fmt: skip
-    device_unusable = report.device.startswith("cuda") and report.total_vram_mb is None
-    return not device_unusable
+def startup_checks(settings: Settings, engine: Engine | None) -> bool:
+    """The doctor's checks, minus the queue (the worker opens it next and reports that itself),
+    logged one line each. False when the worker could not do its job, so it stops before claiming.
+    `engine=None` (HW_STARTUP_CHECK=false) skips the GPU check and with it the torch import."""
+    from headless_wan import doctor
+
+    checks = doctor.run_checks(settings, engine, queue=False)
+    levels = {
+        doctor.Level.OK: logging.INFO,
+        doctor.Level.WARN: logging.WARNING,
+        doctor.Level.FAIL: logging.ERROR,
+    }
+    for check in checks:
+        logging.getLogger("headless_wan.startup").log(
+            levels[check.level],
+            "%s %s: %s",
+            check.name,
+            check.level.value,
+            check.detail,
+            extra={"action": "fitness" if check.name == "gpu" else "startup_check"},
+        )
+    return not doctor.failed(checks)
 
 
 def load_plugin(spec: str) -> list[Handler]:
@@ -214,6 +218,7 @@ def build_worker(
     drain: bool,
     work_dir: Path | None = None,
     vram_probe: VramProbe | None = None,
+    events: WorkerEvents | None = None,
 ) -> Worker:
     options = WorkerOptions(
         worker_id=settings.worker_id,
@@ -228,6 +233,7 @@ def build_worker(
         keep_failed_workdirs=settings.keep_failed_workdirs,
     )
     log_buffer = LogBuffer()
+    log_buffer.addFilter(TaskContextFilter())  # shipped lines name their task too
     logging.getLogger("headless_wan").addHandler(log_buffer)
     heartbeat = Heartbeat(
         heartbeat_queue,
@@ -237,4 +243,4 @@ def build_worker(
         vram_probe=vram_probe,
         log_buffer=log_buffer,
     )
-    return Worker(queue, registry, heartbeat, options)
+    return Worker(queue, registry, heartbeat, options, events)

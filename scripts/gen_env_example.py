@@ -1,7 +1,7 @@
 """Write `.env.example` from the Settings model, so every setting is documented exactly once.
 
-    python scripts/gen_env_example.py          # rewrite .env.example
-    python scripts/gen_env_example.py --check  # exit 1 if it is out of date (used by the tests)
+python scripts/gen_env_example.py          # rewrite .env.example
+python scripts/gen_env_example.py --check  # exit 1 if it is out of date (used by the tests)
 """
 
 from __future__ import annotations

@@ -59,6 +59,14 @@ class S3Storage:
             ) from exc
         return self.url_for(full_key)
 
+    def check(self) -> str:
+        """HEAD the bucket: reachable and the credentials may see it. Raises UploadError."""
+        try:
+            self._client.head_bucket(Bucket=self.config.bucket)
+        except (Boto3Error, BotoCoreError, ClientError) as exc:
+            raise UploadError(f"Bucket {self.config.bucket} is not reachable: {exc}") from exc
+        return f"bucket {self.config.bucket} reachable"
+
     def full_key(self, key: str) -> str:
         prefix = self.config.prefix.strip("/")
         return f"{prefix}/{key}" if prefix else key

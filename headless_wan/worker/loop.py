@@ -10,19 +10,29 @@ import os
 import re
 import shutil
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from headless_wan.domain.tasks import ClaimedTask, TaskResult
 from headless_wan.domain.workers import WorkerStatus
 from headless_wan.errors import ClaimLost, HeadlessWanError, TransientError
 from headless_wan.handlers.base import CancelToken, TaskContext
-from headless_wan.logging import ContextAdapter
+from headless_wan.logging import ContextAdapter, task_scope
 from headless_wan.queue.base import QueueClient
 from headless_wan.worker.context import QueueChildTasks
 from headless_wan.worker.dispatch import HandlerRegistry
+from headless_wan.worker.health import NullEvents, WorkerEvents, WorkerState
 from headless_wan.worker.heartbeat import Heartbeat
 from headless_wan.worker.progress import ProgressReporter
 from headless_wan.worker.retry import Action, decide
@@ -31,15 +41,24 @@ EXIT_OK = 0
 EXIT_FATAL = 70
 
 logger = logging.getLogger("headless_wan.worker")
+F = TypeVar("F", bound=Callable[..., Any])
+_OUTCOMES = {"fail": "failed", "release": "released", "drop": "dropped", "fatal": "released"}
 
-# Final status writes must land: a few quick retries ride out a locked or briefly unreachable queue.
-# If they still fail, the lease expires and the task is requeued, so nothing is lost either way.
-_persist = retry(
-    retry=retry_if_exception_type(TransientError),
-    stop=stop_after_attempt(5),
-    wait=wait_exponential_jitter(multiplier=0.2, max=5),
-    reraise=True,
-)
+
+def _persisting(write: F, on_retry: Callable[[str], None]) -> F:
+    """Final status writes must land: a few quick retries ride out a locked or briefly unreachable
+    queue. If they still fail, the lease expires and the task is requeued, so nothing is lost."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        on_retry(getattr(write, "__name__", "status_write"))
+
+    return retry(
+        retry=retry_if_exception_type(TransientError),
+        stop=stop_after_attempt(5),
+        wait=wait_exponential_jitter(multiplier=0.2, max=5),
+        before_sleep=before_sleep,
+        reraise=True,
+    )(write)
 
 
 @dataclass(frozen=True)
@@ -65,12 +84,18 @@ class _Current:
 
 class Worker:
     def __init__(
-        self, queue: QueueClient, registry: HandlerRegistry, heartbeat: Heartbeat, options: WorkerOptions
+        self,
+        queue: QueueClient,
+        registry: HandlerRegistry,
+        heartbeat: Heartbeat,
+        options: WorkerOptions,
+        events: WorkerEvents | None = None,
     ) -> None:
         self.queue = queue
         self.registry = registry
         self.heartbeat = heartbeat
         self.options = options
+        self.events: WorkerEvents = events or NullEvents()
         self.exit_code = EXIT_OK
         self._stop = threading.Event()
         self._wake = threading.Event()  # ends a queue's own idle wait (wait_for_work) on a stop request
@@ -88,6 +113,7 @@ class Worker:
         self._stop_requests += 1
         self._stop.set()
         self._wake.set()
+        self.events.state_changed(WorkerState.DRAINING)
         self._log.info("stop requested (%d)", self._stop_requests, extra={"action": "stop_requested"})
         current = self._current
         if current is None:
@@ -111,8 +137,14 @@ class Worker:
                     task_id,
                     extra={"action": "task_recovered", "task_id": task_id},
                 )
+            self.events.state_changed(WorkerState.READY)
             self._serve()
+        except BaseException:
+            self.events.state_changed(WorkerState.FAILED)
+            raise
         finally:
+            if self.exit_code == EXIT_FATAL:
+                self.events.state_changed(WorkerState.FAILED)
             self.heartbeat.stop(WorkerStatus.ERROR if self.exit_code == EXIT_FATAL else WorkerStatus.INACTIVE)
             self._log.info("worker stopped", extra={"action": "worker_stopped"})
         return self.exit_code
@@ -161,27 +193,37 @@ class Worker:
             {"worker_id": self.options.worker_id, "task_id": claim.id, "task_type": claim.task_type},
         )
         log.info("claimed %s task %s: In Progress", claim.task_type, claim.id, extra={"action": "claim_task"})
+        self.events.state_changed(WorkerState.BUSY)
+        self.events.task_claimed(claim)
+        with task_scope(task_id=claim.id, task_type=claim.task_type, worker_id=self.options.worker_id):
+            return self._process_claimed(claim, log)
+
+    def _process_claimed(self, claim: ClaimedTask, log: ContextAdapter) -> bool:
         cancel = CancelToken()
-        progress = ProgressReporter(log, self.options.progress_interval_s)
+        progress = ProgressReporter(
+            log, self.options.progress_interval_s, on_event=lambda event: self.events.progress(claim, event)
+        )
         workdir = self.options.work_dir / _safe_dirname(claim.id)
         current = _Current(claim, cancel, threading.Event())
         self._current = current
         self.heartbeat.watch(claim, cancel)
         if self._stop.is_set():  # a stop arrived between the claim and now
             self.request_stop()
+        started = time.monotonic()
         try:
             result = self._run_handler(claim, cancel, progress, workdir, log)
         except BaseException as exc:
             progress.close()
-            return self._handle_error(claim, exc, workdir, log)
+            return self._handle_error(claim, exc, workdir, log, started)
         else:
             progress.close()
-            self._finish(claim, result, workdir, log)
+            self._finish(claim, result, workdir, log, started)
             return True
         finally:
             self.heartbeat.unwatch()
             self._current = None
             current.done.set()
+            self.events.state_changed(WorkerState.DRAINING if self._stop.is_set() else WorkerState.READY)
 
     def _run_handler(
         self,
@@ -224,17 +266,23 @@ class Worker:
         result: TaskResult,
         workdir: Path,
         log: logging.LoggerAdapter[logging.Logger],
+        started: float,
     ) -> None:
         try:
             if result.waiting:
-                _persist(self.queue.mark_waiting)(claim, result.message or "Waiting for child tasks")
+                self._persist(self.queue.mark_waiting)(claim, result.message or "Waiting for child tasks")
                 log.info("waiting for child tasks", extra={"action": "task_waiting"})
             else:
-                task = _persist(self.queue.complete)(claim, result)
+                size = _size_of(result.output, result.thumbnail)  # before a backend moves the files
+                task = self._persist(self.queue.complete)(claim, result)
                 log.info("complete: %s", task.output_location, extra={"action": "task_succeeded"})
+                self.events.output_published(claim, size)
         except BaseException as exc:
-            self._handle_error(claim, exc, workdir, log)
+            self._handle_error(claim, exc, workdir, log, started)
             return
+        self.events.task_finished(
+            claim, "waiting" if result.waiting else "complete", time.monotonic() - started
+        )
         # Only now, with completion acknowledged, may local files go.
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -244,6 +292,7 @@ class Worker:
         exc: BaseException,
         workdir: Path,
         log: logging.LoggerAdapter[logging.Logger],
+        started: float,
     ) -> bool:
         decision = decide(exc, claim.task_type)
         detailed = decision.action is Action.FATAL or not isinstance(exc, Exception) or _is_unexpected(exc)
@@ -257,21 +306,24 @@ class Worker:
         )
         try:
             if decision.action is Action.FAIL:
-                _persist(self.queue.fail)(claim, decision.message)
+                self._persist(self.queue.fail)(claim, decision.message)
             elif decision.action in (Action.RELEASE, Action.FATAL):
-                _persist(self.queue.release)(claim, decision.message)
-        except (
-            ClaimLost
-        ) as gone:  # finished elsewhere meanwhile (cancelled, requeued, cascaded): nothing to do
+                self._persist(self.queue.release)(claim, decision.message)
+        except ClaimLost as gone:
+            # Finished elsewhere meanwhile (cancelled, requeued, cascaded): nothing to record.
             log.info("outcome not recorded: %s", gone, extra={"action": "claim_lost"})
         except Exception as write_exc:
             log.error("could not record the outcome: %s", write_exc, extra={"action": "status_write_failed"})
         if decision.action is not Action.FAIL or not self.options.keep_failed_workdirs:
             shutil.rmtree(workdir, ignore_errors=True)
+        self.events.task_finished(claim, _OUTCOMES[decision.action.value], time.monotonic() - started)
         if decision.action is Action.FATAL:
             self.exit_code = EXIT_FATAL
             return False
         return True
+
+    def _persist(self, write: F) -> F:
+        return _persisting(write, self.events.status_write_retried)
 
     def _enforce_shutdown(self, current: _Current, grace_s: float) -> None:
         """Give the running task `grace_s` to finish, then cancel it; if it ignores the cancel,
@@ -306,3 +358,14 @@ def _safe_dirname(task_id: str) -> str:
 
 def _is_unexpected(exc: BaseException) -> bool:
     return not isinstance(exc, HeadlessWanError)
+
+
+def _size_of(*paths: Path | None) -> int:
+    """Bytes handed to the queue to publish (read before the workdir goes)."""
+    total = 0
+    for path in paths:
+        try:
+            total += path.stat().st_size if path is not None else 0
+        except OSError:  # a backend that moved the file away: nothing to count
+            pass
+    return total

@@ -28,8 +28,10 @@ class ProgressReporter:
         log: logging.LoggerAdapter[logging.Logger],
         interval_s: float,
         clock: Callable[[], float] = time.monotonic,
+        on_event: Callable[[ProgressEvent], None] | None = None,
     ) -> None:
         self._log = log
+        self._on_event = on_event  # every event, unthrottled: metrics and the terminal bar
         self._interval_s = interval_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -49,11 +51,15 @@ class ProgressReporter:
             event = ProgressEvent(self._seq, stage, step, total, message, now)
             self.latest = event
             boundary = stage != self._stage or step >= total
-            if not boundary and now - self._last_logged_at < self._interval_s:
-                return
-            self._stage = stage
-            self._last_logged_at = now
-            self.logged.append(event)
+            due = boundary or now - self._last_logged_at >= self._interval_s
+            if due:
+                self._stage = stage
+                self._last_logged_at = now
+                self.logged.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
+        if not due:
+            return
         self._log.info(
             "%s %d/%d %s",
             stage,

@@ -248,7 +248,9 @@ def test_recover_gives_back_only_this_workers_held_tasks(queue: QueueClient) -> 
     assert queue.recover("me") == []
 
 
-def test_parent_of_independent_children_completes_without_an_output(queue: QueueClient, tmp_path: Path) -> None:
+def test_parent_of_independent_children_completes_without_an_output(
+    queue: QueueClient, tmp_path: Path
+) -> None:
     _enqueue(queue, "spawn")
     parent = queue.claim("w1")
     for name in ("a", "b"):

@@ -61,15 +61,29 @@ def test_env_example_documents_every_setting() -> None:
         assert name.upper() in text, f"{name} is not documented in .env.example"
 
 
+def test_configuration_reference_is_up_to_date() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_config_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    text = (REPO / "docs" / "configuration.md").read_text()
+    for name in Settings.model_fields:
+        assert name.upper() in text, f"{name} is not in docs/configuration.md"
+
+
 @pytest.mark.parametrize(
     "code",
     [
         "import headless_wan.cli, headless_wan.queue.sqlite, headless_wan.queue.memory, headless_wan.worker.loop",
         "import headless_wan.wiring, headless_wan.engine, headless_wan.handlers.generate",
         "from headless_wan.cli import main; main(['--help'])",
+        "from headless_wan.cli import main; main(['worker', '--help'])",
+        "import headless_wan.commands, headless_wan.doctor, headless_wan.worker.health, headless_wan.healthcheck",
     ],
 )
 def test_start_up_paths_never_import_torch(code: str) -> None:
-    probe = f"import sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'\nassert 'diffusers' not in sys.modules"
+    probe = f"import sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'\nassert 'diffusers' not in sys.modules\nassert 'prometheus_client' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr

@@ -290,6 +290,15 @@ class ReighQueue:
 
     # --- reads ---------------------------------------------------------------------------------
 
+    def check_access(self) -> str:
+        """One cheap authenticated read that creates nothing (no worker row): a PostgREST read of
+        one task id with the service-role key, `get-task-output` of the nil uuid with a PAT."""
+        if self.service_role:
+            self._transport.select({"select": "id", "limit": "1"})
+            return "service-role key accepted (PostgREST read)"
+        self._task_output("00000000-0000-0000-0000-000000000000")
+        return "personal access token accepted (get-task-output)"
+
     def get(self, task_id: str) -> Task | None:
         if self.service_role:
             rows = w.TASK_ROWS.validate_python(self._transport.select(w.query_task(task_id)))

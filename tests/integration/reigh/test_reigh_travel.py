@@ -13,6 +13,7 @@ from tests.integration.reigh.conftest import REPO, Site
 
 pytestmark = pytest.mark.slow
 
+
 def test_chained_travel_over_http(site: Site, tmp_path: Path) -> None:
     server = site.server
     server.add_project(PROJECT)

@@ -93,3 +93,15 @@ def test_queue_completion_publishes_to_the_bucket(server: S3Server, tmp_path: Pa
         )
     assert sorted(server.keys(bucket)) == [f"tasks/{task_id}/out.txt", f"tasks/{task_id}/t.jpg"]
     assert httpx.get(done.output_location or "").text == "hi"
+
+
+def test_doctor_heads_the_bucket(server: S3Server) -> None:
+    from headless_wan import doctor
+    from headless_wan.config import Settings
+
+    bucket = server.new_bucket()
+    ok = doctor.storage_check(Settings(**{k[3:].lower(): v for k, v in server.env(bucket).items()}))
+    assert ok.level is doctor.Level.OK and bucket in ok.detail
+    missing = Settings(**{k[3:].lower(): v for k, v in server.env("hw-no-such-bucket").items()})
+    failed = doctor._guarded("storage", lambda: doctor.storage_check(missing))
+    assert failed.level is doctor.Level.FAIL and SECRET_KEY not in failed.detail
