@@ -6,6 +6,7 @@ resolves the names tasks carry (preset names or Reigh/WGP aliases). Pure Python:
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,11 +74,16 @@ class Preset:
         return self.experts == 2
 
 
+_log = logging.getLogger("headless_wan.engine.presets")
+
+
 @dataclass(frozen=True)
 class PresetRegistry:
     presets: Mapping[str, Preset]
     aliases: Mapping[str, str] = field(default_factory=dict)
     task_defaults: Mapping[str, str] = field(default_factory=dict)
+    substitutions: Mapping[str, str] = field(default_factory=dict)
+    """Models this worker cannot run as named, served by the nearest preset (logged each time)."""
 
     def names(self) -> list[str]:
         return sorted(self.presets)
@@ -86,8 +92,14 @@ class PresetRegistry:
         """The preset a task's model name means; an unknown name is the task's fault."""
         name = model.strip()
         target = name if name in self.presets else self.aliases.get(name)
+        if target is None and name in self.substitutions:
+            target = self.substitutions[name]
+            _log.warning(
+                "model substitution: %s is served by preset %s (not the model it names)",
+                name, target, extra={"action": "model_substitution"},
+            )  # fmt: skip
         if target is None:
-            known = ", ".join(sorted([*self.presets, *self.aliases]))
+            known = ", ".join(sorted([*self.presets, *self.aliases, *self.substitutions]))
             raise InvalidTaskParams(f"model: unknown model {model!r} (known: {known})")
         return self.presets[target]
 
@@ -112,8 +124,11 @@ def parse_presets(data: Mapping[str, Any], *, source: str = "presets") -> Preset
     presets = {name: _parse_preset(name, body, source) for name, body in raw_presets.items()}
     aliases = {str(k): str(v) for k, v in (data.get("aliases") or {}).items()}
     task_defaults = {str(k): str(v) for k, v in (data.get("task_defaults") or {}).items()}
-    registry = PresetRegistry(presets=presets, aliases=aliases, task_defaults=task_defaults)
-    for alias, target in aliases.items():
+    substitutions = {str(k): str(v) for k, v in (data.get("substitutions") or {}).items()}
+    registry = PresetRegistry(
+        presets=presets, aliases=aliases, task_defaults=task_defaults, substitutions=substitutions
+    )
+    for alias, target in {**aliases, **substitutions}.items():
         if target not in presets:
             raise ConfigError(f"{source}: alias {alias!r} points at unknown preset {target!r}")
     for task_type, model in task_defaults.items():

@@ -80,3 +80,25 @@ def test_example_task_runs_with_the_cli(tmp_path: Path) -> None:
         example["segment_frames_expanded"], example["frame_overlap_expanded"][:1], chained=True
     )
     assert count_frames(output) == plan.stitched_length
+
+
+def test_app_default_i2v_independent_travel_completes_without_a_stitch(tmp_path: Path) -> None:
+    """What the Reigh app sends by default: Wan2.2 I2V Lightning, independent segments, no stitch.
+    The model is served by VACE (decision D1, a logged substitution); here on the tiny preset."""
+    images = [str(REPO / "examples" / "images" / f"travel_{i}.png") for i in range(3)]
+    payload = orchestrator_payload(
+        images,
+        model_name="wan_2_2_i2v_lightning_baseline_2_2_2",
+        model_type="i2v",
+        chain_segments=False,
+        independent_segments=True,
+    )
+    task_file = tmp_path / "travel_i2v.json"
+    task = {"task_type": "travel_orchestrator", "params": payload, "project_id": "local-project"}
+    task_file.write_text(json.dumps(task))
+    site = Site(tmp_path)
+    done = site.cli("run", str(task_file), "--model-override", "tiny", "--output-dir", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs = sorted((tmp_path / "out" / "tasks").glob("*/*.mp4"))
+    assert len(outputs) == 2  # two independent segments, no stitch
+    assert all(count_frames(path) == 17 for path in outputs)

@@ -88,3 +88,19 @@ def test_unreadable_presets_file_is_a_config_error(tmp_path: Path) -> None:
     bad.write_text("[presets\n")
     with pytest.raises(ConfigError, match="cannot read presets file"):
         load_presets(bad)
+
+
+@pytest.mark.parametrize(
+    ("model", "preset"),
+    [
+        ("wan_2_2_i2v_lightning_baseline_2_2_2", "wan2.2-vace-lightning-2-2-2"),
+        ("wan_2_2_i2v_lightning_baseline_3_3", "wan2.2-vace-lightning-3-3"),
+    ],
+)
+def test_app_default_i2v_models_are_served_by_vace_and_logged_as_substitutions(
+    model: str, preset: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="headless_wan.engine.presets"):
+        assert load_presets().resolve(model).name == preset
+    substitutions = [r for r in caplog.records if getattr(r, "action", None) == "model_substitution"]
+    assert len(substitutions) == 1 and model in substitutions[0].getMessage()
