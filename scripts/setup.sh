@@ -25,7 +25,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     echo "setup: installing ${TORCH_SPEC:-torch==2.13.0}" >&2
     # shellcheck disable=SC2086
     .venv/bin/pip install -q --disable-pip-version-check ${TORCH_SPEC:-torch==2.13.0} 2>&1 | grep -v "is ignored" >&2 || true
-    .venv/bin/python -c "import torch" || { echo "setup: torch failed to install" >&2; exit 1; }
+    .venv/bin/python -c "import torch" 2>/dev/null || { echo "setup: torch failed to install" >&2; exit 1; }
 fi
 
 # Reinstall the package only when its declared dependencies changed.
