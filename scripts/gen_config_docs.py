@@ -13,7 +13,7 @@ from pathlib import Path
 from headless_wan.config import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_env_example import default_text, env_name
+from gen_env_example import default_text, env_name, write_or_check
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,15 +64,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--path", type=Path, default=REPO / "docs" / "configuration.md")
     args = parser.parse_args()
-    text = render()
-    if args.check:
-        current = args.path.read_text(encoding="utf-8") if args.path.exists() else ""
-        if current != text:
-            print(f"{args.path} is out of date: run python scripts/gen_config_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    args.path.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(args.path, render(), check=args.check, script=Path(__file__).name)
 
 
 if __name__ == "__main__":

@@ -54,20 +54,24 @@ def render() -> str:
     return "\n".join(lines)
 
 
+def write_or_check(path: Path, text: str, *, check: bool, script: str) -> int:
+    """Write `text` to `path`, or with `check` only compare: 1 (and say how to fix it) if stale."""
+    if check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            print(f"{path} is out of date: run python scripts/{script}", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text, encoding="utf-8")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--path", type=Path, default=Path(__file__).resolve().parent.parent / ".env.example")
     args = parser.parse_args()
-    text = render()
-    if args.check:
-        current = args.path.read_text(encoding="utf-8") if args.path.exists() else ""
-        if current != text:
-            print(f"{args.path} is out of date: run python scripts/gen_env_example.py", file=sys.stderr)
-            return 1
-        return 0
-    args.path.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(args.path, render(), check=args.check, script=Path(__file__).name)
 
 
 if __name__ == "__main__":
