@@ -127,13 +127,11 @@ def _run(path: str, *args: str) -> str:
 
 
 def model_cache_dir() -> Path:
-    """Where Hugging Face keeps model weights (its own environment variables, in its order)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "huggingface"
-    )
-    return Path(home) / "hub"
+    """Where Hugging Face keeps model weights, as huggingface_hub itself resolves it (its own
+    environment variables, read by that library at its edge, not here)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
 
 
 def disk_checks(settings: Settings) -> list[Check]:
