@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,19 +77,24 @@ class Site:
         )
 
     def start_worker(self, *args: str, **env: str) -> WorkerProcess:
-        log = self.root / f"worker-{len(self.procs)}.log"
-        with log.open("w") as sink:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "headless_wan", "worker", *args],
-                env=self.env(**env),
-                cwd=self.root,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        worker = WorkerProcess(proc, log)
+        worker = spawn_worker(self.root, len(self.procs), self.env(**env), args)
         self.procs.append(worker)
         return worker
+
+
+def spawn_worker(root: Path, index: int, env: dict[str, str], args: Sequence[str]) -> WorkerProcess:
+    """`python -m headless_wan worker ARGS` in `root`, its output in `root/worker-<index>.log`."""
+    log = root / f"worker-{index}.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "headless_wan", "worker", *args],
+            env=env,
+            cwd=root,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    return WorkerProcess(proc, log)
 
 
 @dataclass

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from headless_wan.queue.reigh import DEFAULT_TIMEOUTS, ReighOptions, ReighQueue
+from tests.integration.queue.conftest import WorkerProcess, spawn_worker
 from tests.reigh_server import ReighServer
 
 REPO = Path(__file__).resolve().parents[3]
@@ -54,21 +53,6 @@ def queue(server: ReighServer) -> Iterator[ReighQueue]:
 
 
 @dataclass
-class WorkerProcess:
-    proc: subprocess.Popen[str]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout_s: float = 60) -> int:
-        return self.proc.wait(timeout=timeout_s)
-
-
-@dataclass
 class Site:
     """A Reigh test server plus worker processes pointed at it with Reigh's own variable names."""
 
@@ -99,17 +83,7 @@ class Site:
         return env
 
     def start_worker(self, *args: str, **env: str) -> WorkerProcess:
-        log = self.root / f"worker-{len(self.procs)}.log"
-        with log.open("w") as sink:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "headless_wan", "worker", *args],
-                env=self.env(**env),
-                cwd=self.root,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        worker = WorkerProcess(proc, log)
+        worker = spawn_worker(self.root, len(self.procs), self.env(**env), args)
         self.procs.append(worker)
         return worker
 
