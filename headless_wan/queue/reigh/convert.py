@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
 
@@ -17,7 +18,9 @@ from headless_wan.queue.reigh.wire import (
     SegmentRow,
     TaskOutputResponse,
     TaskRow,
+    UpdateStatusRequest,
 )
+from headless_wan.queue.semantics import Requeue
 
 _LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 
@@ -128,3 +131,38 @@ def heartbeat_body(beat: WorkerBeat) -> HeartbeatRequest:
 def _level(level: str) -> str:
     norm = _LEVEL_ALIASES.get(level.upper(), level.upper())
     return norm if norm in LOG_LEVELS else "INFO"
+
+
+@dataclass(frozen=True)
+class Predecessor:
+    task_id: str
+    status: str | None
+    output_location: str | None
+
+
+@dataclass(frozen=True)
+class PredecessorOutputs:
+    """`get-predecessor-output`: outputs are only given once every dependency is Complete."""
+
+    all_complete: bool
+    predecessors: tuple[Predecessor, ...]
+
+
+def requeue_request(task_id: str, outcome: Requeue) -> UpdateStatusRequest:
+    """A release: back to Queued without a worker, or Failed once the attempt cap is reached (then
+    `output_location` carries the message too, for older tooling)."""
+    if outcome.status is TaskStatus.FAILED:
+        return UpdateStatusRequest(
+            task_id=task_id,
+            status=outcome.status.value,
+            attempts=outcome.attempts,
+            error_details=outcome.message,
+            output_location=outcome.message,
+        )
+    return UpdateStatusRequest(
+        task_id=task_id,
+        status=outcome.status.value,
+        clear_worker=True,
+        attempts=outcome.attempts,
+        error_details=outcome.message,
+    )

@@ -32,6 +32,7 @@ from headless_wan.queue import semantics
 from headless_wan.queue.reigh import convert
 from headless_wan.queue.reigh import wire as w
 from headless_wan.queue.reigh.completion import Completer, Pending
+from headless_wan.queue.reigh.convert import Predecessor, PredecessorOutputs
 from headless_wan.queue.reigh.options import ReighOptions
 from headless_wan.queue.reigh.transport import (
     ReighHTTPError,
@@ -43,21 +44,6 @@ from headless_wan.queue.reigh.transport import (
 logger = logging.getLogger(__name__)
 
 IN_PROGRESS = TaskStatus.IN_PROGRESS.value
-
-
-@dataclass(frozen=True)
-class Predecessor:
-    task_id: str
-    status: str | None
-    output_location: str | None
-
-
-@dataclass(frozen=True)
-class PredecessorOutputs:
-    """`get-predecessor-output`: outputs are only given once every dependency is Complete."""
-
-    all_complete: bool
-    predecessors: tuple[Predecessor, ...]
 
 
 @dataclass
@@ -386,23 +372,7 @@ class ReighQueue:
 
     def _requeue(self, task_id: str, attempts: int, cause: str) -> None:
         outcome = semantics.requeue_outcome(attempts, self._options.max_attempts, cause)
-        if outcome.status is TaskStatus.FAILED:
-            body = w.UpdateStatusRequest(
-                task_id=task_id,
-                status=outcome.status.value,
-                attempts=outcome.attempts,
-                error_details=outcome.message,
-                output_location=outcome.message,
-            )
-        else:
-            body = w.UpdateStatusRequest(
-                task_id=task_id,
-                status=outcome.status.value,
-                clear_worker=True,
-                attempts=outcome.attempts,
-                error_details=outcome.message,
-            )
-        self._post_status(body, task_id)
+        self._post_status(convert.requeue_request(task_id, outcome), task_id)
 
     def _fail_children(self, parent_id: str) -> None:
         """Reigh's own cascade cannot find children from a failed orchestrator (§5.4)."""
