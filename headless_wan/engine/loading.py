@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headless_wan.engine import tiny
+from headless_wan.engine.families import get_family
 from headless_wan.engine.loras import AdapterState, WantedAdapter, sync_adapters
 from headless_wan.engine.presets import BUILTIN_PREFIX
 from headless_wan.engine.profiles import (
@@ -21,8 +22,6 @@ from headless_wan.engine.profiles import (
 )
 from headless_wan.engine.spec import PipelineSpec
 from headless_wan.errors import ConfigError
-
-_BUILTINS = {"tiny": False, "tiny-2experts": True}  # name -> two experts
 
 
 @dataclass
@@ -72,12 +71,13 @@ def load_pipeline(
 def _build_builtin(spec: PipelineSpec, dtype: Any) -> Any:
     import torch
 
+    family = get_family(spec.family)
     name = spec.weights[len(BUILTIN_PREFIX) :]
-    if name not in _BUILTINS:
-        raise ConfigError(f"unknown builtin model {spec.weights!r} (known: {sorted(_BUILTINS)})")
-    pipe = tiny.build_pipeline(
-        seed=0, two_experts=_BUILTINS[name], boundary_ratio=spec.boundary_ratio or 0.875
-    )
+    if name not in family.builtins:
+        raise ConfigError(
+            f"unknown builtin {spec.family} model {spec.weights!r} (known: {sorted(family.builtins)})"
+        )
+    pipe = family.build_tiny(name, boundary_ratio=spec.boundary_ratio)
     if dtype != torch.float32:
         for component in (pipe.text_encoder, pipe.transformer, getattr(pipe, "transformer_2", None)):
             if component is not None:
@@ -87,13 +87,14 @@ def _build_builtin(spec: PipelineSpec, dtype: Any) -> Any:
 
 def _from_pretrained(spec: PipelineSpec, dtype: Any) -> Any:
     import torch
-    from diffusers import AutoencoderKLWan, WanVACEPipeline
+    from diffusers import AutoencoderKLWan
 
+    family = get_family(spec.family)
     try:
         vae = AutoencoderKLWan.from_pretrained(
             spec.weights, subfolder="vae", dtype=torch.float32, local_files_only=spec.local_files_only
         )
-        return WanVACEPipeline.from_pretrained(
+        return family.from_pretrained(
             spec.weights, vae=vae, dtype=dtype, local_files_only=spec.local_files_only
         )
     except (OSError, ValueError) as exc:

@@ -146,6 +146,8 @@ def effective_settings(
     return {
         "model": request.model,
         "preset": preset.name,
+        "family": preset.family,
+        "pipeline_class": type(prepared.loaded.pipe).__name__,
         "weights": preset.weights,
         "device": device,
         "dtype": spec.compute_dtype,
@@ -173,7 +175,23 @@ def effective_settings(
             {"source": redact(spec_.source), "adapter": name, "multiplier": spec_.multiplier}
             for spec_, name in task.adapters
         ],
+        "phase_plan": phase_plan(plan),
         "video_guide": request.guide is not None,
         "video_mask": request.mask is not None,
         "reference_images": len(request.reference_images),
+        "image_start": request.start_image is not None,
+        "image_end": request.end_image is not None,
     }
+
+
+def phase_plan(plan: DenoisePlan) -> list[dict[str, Any]]:
+    """Per denoising step (1-based): the expert, whether CFG runs and each LoRA's weight."""
+    return [
+        {
+            "step": index + 1,
+            "expert": "high_noise" if step.expert == 0 else "low_noise",
+            "guidance": step.guidance,
+            "lora_weights": dict(zip(plan.lora_names, step.lora_weights, strict=True)),
+        }
+        for index, step in enumerate(plan.steps)
+    ]
