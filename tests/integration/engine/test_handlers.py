@@ -173,7 +173,7 @@ def test_generate_video_on_an_i2v_model_takes_start_and_end_images(handlers, tmp
     ("changes", "message"),
     [
         ({}, "image_start: wan2.2-i2v-lightning-3-3 is an image-to-video model and needs a start image"),
-        ({"video_guide": "guide.mp4"}, "video_guide: "),
+        ({"video_guide": "guide.mp4", "image_start": "s.png"}, "video_guide: "),
         ({"control_net_weight": 0.5, "image_start": "s.png"}, "conditioning_scale: "),
     ],
 )
