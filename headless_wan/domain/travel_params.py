@@ -60,7 +60,9 @@ def lora_pairs(
     items = [(str(source), str(strength)) for source, strength in additional.items()]
     for index, name in enumerate(names):
         value = multipliers[index] if index < len(multipliers) else "1.0"
-        items.append((name, str(value.get("multiplier", "1.0")) if isinstance(value, Mapping) else str(value)))
+        items.append(
+            (name, str(value.get("multiplier", "1.0")) if isinstance(value, Mapping) else str(value))
+        )
     for value in multipliers[len(names) :]:
         if isinstance(value, Mapping) and (value.get("url") or value.get("path")):
             items.append((str(value.get("url") or value.get("path")), str(value.get("multiplier", "1.0"))))

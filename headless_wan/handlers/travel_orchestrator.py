@@ -28,6 +28,7 @@ from headless_wan.domain.travel_params import (
 from headless_wan.errors import InvalidTaskParams
 from headless_wan.handlers import planning
 from headless_wan.handlers.base import TaskContext
+from headless_wan.handlers.segment_generation import log_unsupported
 from headless_wan.handlers.travel_inputs import TravelConfig, is_url
 
 ModelCheck = Callable[[str], object]
@@ -159,7 +160,12 @@ def plan_run(
     )
     phase_configs = tuple(override if override is not None else details.phase_config for override in phases)
     if model_check is not None:
-        model_check(details.model_name)
+        preset = model_check(details.model_name)
+        if details.runs_chained and getattr(preset, "family", "vace") != "vace":
+            raise InvalidTaskParams(
+                f"{_DETAILS}.model_name: chained travel continues each segment through a VACE guide; "
+                f"{details.model_name} is an image-to-video model (send independent_segments: true)"
+            )
     if phase_check is not None:
         for config_value in {id(c): c for c in phase_configs if c is not None}.values():
             phase_check(config_value)
@@ -306,6 +312,7 @@ class TravelOrchestratorHandler:
         if not project_id:
             raise InvalidTaskParams("Orchestrator missing project_id")
         ctx.progress.report("orchestrating", 0, 1, "planning")
+        log_unsupported(ctx, [ctx.task.params, ctx.task.params.get(_DETAILS) or {}])
         run = plan_run(params, self.config, model_check=self.model_check, phase_check=self.phase_check)
         slots = child_slots(ctx.task.id, str(project_id), params, run)
         new = missing_children(slots, existing_ids(ctx.children.existing()), str(project_id))
