@@ -116,6 +116,10 @@ class OrchestratorDetails(BaseModel):
     use_svi: bool = False
     after_first_post_generation_saturation: float = 1.0
     after_first_post_generation_brightness: float = 0.0
+    subsequent_starting_strength_adjustment: float = 0.0
+    desaturate_subsequent_starting_frames: float = 0.0
+    adjust_brightness_subsequent_starting_frames: float = 0.0
+    """Chained VACE runs: how the predecessor's overlap frames are adjusted in the next guide."""
     crossfade_sharp_amt: float = DEFAULT_SHARP_AMOUNT
     regenerate_anchors: bool = False
     upscale_factor: float = 0.0

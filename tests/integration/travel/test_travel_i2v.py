@@ -232,3 +232,17 @@ def test_bad_individual_segments_fail_with_the_field_under_the_tiny_override(
     import re
 
     assert re.search(message, done.stdout + done.stderr), (done.stdout + done.stderr)[-3000:]
+
+
+def test_chained_vace_segments_adjust_the_predecessor_frames_as_asked(
+    queue: InMemoryQueue, tmp_path: Path, image_server: ImageServer
+) -> None:
+    engine = FakeEngine()
+    images = [image_server.url(f"img{i}.png") for i in range(3)]
+    payload = orchestrator_payload(images, desaturate_subsequent_starting_frames=1.0)
+    enqueue_orchestrator(queue, payload)
+    drain(queue, travel_handlers(engine, CONFIG), tmp_path / "work")
+    first, second = engine.requests
+    overlap = second.guide[:4].astype(int)  # fully desaturated: every pixel grey
+    assert (overlap.max(axis=-1) - overlap.min(axis=-1) <= 1).all()
+    assert (first.guide[0].astype(int).max(axis=-1) - first.guide[0].astype(int).min(axis=-1)).max() > 100
