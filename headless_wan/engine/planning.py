@@ -170,7 +170,7 @@ def effective_settings(
         "expert_switch_step": plan.switch_step,
         "boundary_ratio": task.boundary_ratio,
         "timesteps": [round(t, 3) for t in task.timesteps],
-        "conditioning_scale": request.conditioning_scale,
+        "conditioning_scale": _conditioning_scale(request, preset),
         "loras": [
             {"source": redact(spec_.source), "adapter": name, "multiplier": spec_.multiplier}
             for spec_, name in task.adapters
@@ -195,3 +195,10 @@ def phase_plan(plan: DenoisePlan) -> list[dict[str, Any]]:
         }
         for index, step in enumerate(plan.steps)
     ]
+
+
+def _conditioning_scale(request: GenerationRequest, preset: Preset) -> float | None:
+    """The VACE conditioning scale the call used (1.0 unless set); None for other families."""
+    if preset.family != "vace":
+        return None
+    return 1.0 if request.conditioning_scale is None else request.conditioning_scale
