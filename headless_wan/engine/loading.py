@@ -35,6 +35,8 @@ class LoadedPipeline:
     adapters: AdapterState = field(default_factory=AdapterState)
     base_scheduler_config: Any = None
     schedulers: dict[tuple[str, float], Any] = field(default_factory=dict)
+    timesteps: dict[tuple[str, float, int], tuple[float, ...]] = field(default_factory=dict)
+    """Planned timesteps per (solver, shift, steps): building a probe scheduler costs milliseconds."""
 
 
 def load_pipeline(
@@ -123,6 +125,16 @@ def _make_scheduler(base_config: Any, solver: str, flow_shift: float) -> Any:
         # Keep the checkpoint's own UniPC settings; only the shift is per task.
         return UniPCMultistepScheduler.from_config(base_config, flow_shift=flow_shift)
     return tiny.build_scheduler("unipc", flow_shift)
+
+
+def cached_timesteps(loaded: LoadedPipeline, solver: str, flow_shift: float, steps: int) -> tuple[float, ...]:
+    """`planned_timesteps` of the (solver, shift) scheduler, computed once per pipeline."""
+    key = (solver, float(flow_shift), steps)
+    found = loaded.timesteps.get(key)
+    if found is None:
+        found = tuple(planned_timesteps(use_scheduler(loaded, solver, flow_shift), steps))
+        loaded.timesteps[key] = found
+    return found
 
 
 def planned_timesteps(scheduler: Any, steps: int) -> list[float]:

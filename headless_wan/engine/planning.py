@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from headless_wan.engine.loading import LoadedPipeline, planned_timesteps, use_scheduler
+from headless_wan.engine.loading import LoadedPipeline, cached_timesteps, use_scheduler
 from headless_wan.engine.loras import EXPERT_COMPONENTS, LoraSpec, WantedAdapter, adapter_name, redact
 from headless_wan.engine.phases import (
     DenoisePlan,
@@ -92,13 +92,13 @@ def plan_task(
     solver, shift = solver_and_shift(request, preset)
     scheduler = use_scheduler(loaded, solver, shift)
     num_train = int(scheduler.config.num_train_timesteps)
-    schedule = schedule_for(request, preset, lambda steps: planned_timesteps(scheduler, steps))
+    schedule = schedule_for(request, preset, lambda steps: cached_timesteps(loaded, solver, shift, steps))
     assert schedule is not None  # timesteps were available
     named = [(spec, adapter_name(spec.source)) for spec, _ in loras]
     plan = build_plan(
         schedule, [(name, spec.multiplier) for spec, name in named], two_experts=preset.two_experts
     )
-    timesteps = tuple(planned_timesteps(scheduler, schedule.steps))
+    timesteps = cached_timesteps(loaded, solver, shift, schedule.steps)
     boundary = None
     if preset.two_experts and plan.switch_step is not None:
         boundary = boundary_ratio_between(timesteps, plan.switch_step, num_train)
