@@ -88,6 +88,21 @@ class Engine:
         override = self.config.model_override
         return self.presets.with_override(asked, override) if override else asked
 
+    def model_in_family(self, model: str | None, family: str) -> str:
+        """The name to run for `model` in `family`: itself, or its preset's counterpart there (travel
+        in VACE mode names I2V schedules). Raises `InvalidTaskParams` when there is none."""
+        name = self.requested_model(model)
+        asked = self.presets.resolve(name)
+        if asked.family == family:
+            return name
+        counterpart = asked.counterparts.get(family)
+        if counterpart is None:
+            raise InvalidTaskParams(
+                f"model_type: {family!r} travel needs a {family} model; {name} is {asked.family} "
+                f"and has no {family} counterpart"
+            )
+        return counterpart
+
     def family(self, model: str | None, *, task_type: str | None = None) -> str:
         """The pipeline family a task's model runs in (`vace`, `i2v`); a TOML lookup, no torch."""
         return self.preset(model, task_type=task_type).family

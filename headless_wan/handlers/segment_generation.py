@@ -30,6 +30,8 @@ class SegmentEngine(Protocol):
 
     def family(self, model: str | None) -> str: ...
 
+    def model_in_family(self, model: str | None, family: str) -> str: ...
+
     def prepare(self, request: GenerationRequest, *, fetch: Any = None, on_progress: Any = None) -> Any: ...
 
     def generate(
@@ -60,6 +62,12 @@ class SegmentSettings:
     solver: str | None = None
 
 
+def model_for_mode(engine: SegmentEngine, model: str, model_type: str | None) -> str:
+    """The model a travel-style task runs: in VACE mode (`model_type: "vace"`) the VACE counterpart
+    of an I2V name (the app names its Lightning schedules with the I2V names in both modes)."""
+    return engine.model_in_family(model, "vace") if model_type == "vace" else model
+
+
 def segment_request(
     settings: SegmentSettings,
     *,
@@ -87,10 +95,12 @@ def segment_request(
     )
 
 
-def run_engine(engine: SegmentEngine, ctx: TaskContext, request: GenerationRequest, fetch: Any) -> Any:
-    """Load (billing starts after it, with the model name as asked), then generate."""
+def run_engine(
+    engine: SegmentEngine, ctx: TaskContext, request: GenerationRequest, fetch: Any, task_model: str
+) -> Any:
+    """Load, then report the model name as the task asked for it (billing starts here), then generate."""
     engine.prepare(request, fetch=fetch, on_progress=ctx.progress.report)
-    ctx.mark_started(request.model)
+    ctx.mark_started(task_model)
     result = engine.generate(
         request, on_progress=ctx.progress.report, cancel_check=ctx.cancel.check, fetch=fetch
     )

@@ -30,7 +30,12 @@ def travel_handlers(engine: Any, config: TravelConfig) -> list[Handler]:
     phase configs through the engine's parser, so a bad payload fails before any child exists.
     """
     return [
-        TravelOrchestratorHandler(config, model_check=engine.preset, phase_check=parse_phase_config),
+        TravelOrchestratorHandler(
+            config,
+            model_check=engine.preset,
+            phase_check=parse_phase_config,
+            family_check=engine.model_in_family,
+        ),
         TravelSegmentHandler(engine, config),
         TravelStitchHandler(config),
         *single_segment_handlers(engine, config, phase_check=parse_phase_config),

@@ -35,6 +35,8 @@ ModelCheck = Callable[[str], object]
 """Raises InvalidTaskParams for an unknown model name (the engine's preset lookup; no torch)."""
 PhaseCheck = Callable[[dict[str, Any]], object]
 """Raises InvalidTaskParams for a phase_config that does not parse."""
+FamilyCheck = Callable[[str, str], object]
+"""(model, family): raises InvalidTaskParams when the model has no form in that family."""
 
 _DETAILS = "orchestrator_details"
 
@@ -130,6 +132,7 @@ def plan_run(
     *,
     model_check: ModelCheck | None = None,
     phase_check: PhaseCheck | None = None,
+    family_check: FamilyCheck | None = None,
 ) -> RunPlan:
     """Validate the payload (no side effects) and plan the run. Raises InvalidTaskParams naming the field."""
     details = params.orchestrator_details
@@ -160,12 +163,9 @@ def plan_run(
     )
     phase_configs = tuple(override if override is not None else details.phase_config for override in phases)
     if model_check is not None:
-        preset = model_check(details.model_name)
-        if details.runs_chained and getattr(preset, "family", "vace") != "vace":
-            raise InvalidTaskParams(
-                f"{_DETAILS}.model_name: chained travel continues each segment through a VACE guide; "
-                f"{details.model_name} is an image-to-video model (send independent_segments: true)"
-            )
+        model_check(details.model_name)
+    if family_check is not None and details.model_type == "vace":
+        family_check(details.model_name, "vace")  # VACE mode runs the model's VACE form
     if phase_check is not None:
         for config_value in {id(c): c for c in phase_configs if c is not None}.values():
             phase_check(config_value)
@@ -305,10 +305,12 @@ class TravelOrchestratorHandler:
         *,
         model_check: ModelCheck | None = None,
         phase_check: PhaseCheck | None = None,
+        family_check: FamilyCheck | None = None,
     ) -> None:
         self.config = config
         self.model_check = model_check
         self.phase_check = phase_check
+        self.family_check = family_check
 
     def run(self, ctx: TaskContext, params: TravelOrchestratorParams) -> TaskResult:
         project_id = ctx.task.project_id or params.project_id
@@ -316,7 +318,10 @@ class TravelOrchestratorHandler:
             raise InvalidTaskParams("Orchestrator missing project_id")
         ctx.progress.report("orchestrating", 0, 1, "planning")
         log_unsupported(ctx, [ctx.task.params, ctx.task.params.get(_DETAILS) or {}])
-        run = plan_run(params, self.config, model_check=self.model_check, phase_check=self.phase_check)
+        run = plan_run(
+            params, self.config, model_check=self.model_check, phase_check=self.phase_check,
+            family_check=self.family_check,
+        )  # fmt: skip
         slots = child_slots(ctx.task.id, str(project_id), params, run)
         new = missing_children(slots, existing_ids(ctx.children.existing()), str(project_id))
         ctx.cancel.check()

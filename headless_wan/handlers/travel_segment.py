@@ -31,6 +31,7 @@ from headless_wan.handlers.segment_generation import (
     encode_segment,
     finish,
     log_unsupported,
+    model_for_mode,
     run_engine,
     segment_request,
 )
@@ -133,11 +134,11 @@ def prepare_job(params: TravelSegmentParams, family: str = "vace") -> SegmentJob
     )
 
 
-def segment_settings(params: TravelSegmentParams, job: SegmentJob) -> SegmentSettings:
+def segment_settings(params: TravelSegmentParams, job: SegmentJob, model: str) -> SegmentSettings:
     """The segment's generation settings: its prompt, seed, phase_config (the orchestrator already chose
     per-segment over run-wide) and every LoRA it names (additional_loras, lora_names/lora_multipliers)."""
     return SegmentSettings(
-        model=params.model_name or params.orchestrator_details.model_name,
+        model=model,
         prompt=params.base_prompt,
         negative_prompt=params.negative_prompt,
         width=job.width,
@@ -169,15 +170,17 @@ class TravelSegmentHandler:
 
     def run(self, ctx: TaskContext, params: TravelSegmentParams) -> TaskResult:
         log_unsupported(ctx, [ctx.task.params, ctx.task.params.get("orchestrator_details") or {}])
-        model = params.model_name or params.orchestrator_details.model_name
-        job = prepare_job(params, self.engine.family(model))
-        settings = segment_settings(params, job)
+        details = params.orchestrator_details
+        model = params.model_name or details.model_name
+        runs = model_for_mode(self.engine, model, details.model_type)
+        job = prepare_job(params, self.engine.family(runs))
+        settings = segment_settings(params, job, runs)
         if job.family == I2V:
             start, end = self.gather_anchors(ctx, job)
             request = segment_request(settings, start=start, end=end)
         else:
             request = segment_request(settings, guide=self.gather_inputs(ctx, job))
-        result = run_engine(self.engine, ctx, request, self._fetch)
+        result = run_engine(self.engine, ctx, request, self._fetch, model)
         output = ctx.workdir / safe_filename(f"{ctx.task.id}.mp4", default="segment.mp4")
         if result.frames.shape[0] != job.layout.num_frames:
             raise MediaError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -33,11 +34,12 @@ from headless_wan.handlers.segment_generation import (
     encode_segment,
     finish,
     log_unsupported,
+    model_for_mode,
     run_engine,
     segment_request,
 )
 from headless_wan.handlers.travel_inputs import TravelConfig, load_anchor
-from headless_wan.handlers.travel_orchestrator import ModelCheck, PhaseCheck, plan_run
+from headless_wan.handlers.travel_orchestrator import FamilyCheck, ModelCheck, PhaseCheck, plan_run
 from headless_wan.media.fetch import fetch, safe_filename
 from headless_wan.media.guide import build_guide
 
@@ -51,8 +53,12 @@ def generate_pair(
     settings: SegmentSettings,
     images: Sequence[str],
     fields: Sequence[str],
+    model_type: str | None,
 ) -> TaskResult:
-    """One independent segment from `images[0]` (to `images[1]` when given); `fields` name the images."""
+    """One independent segment from `images[0]` (to `images[1]` when given); `fields` name the images.
+    `settings.model` is the name as asked (reported and recorded); the mode may run its counterpart."""
+    asked = settings.model
+    settings = replace(settings, model=model_for_mode(engine, asked, model_type))
     family = engine.family(settings.model)  # an unknown model fails here, before any download
     folder = ctx.workdir / "inputs"
     ctx.progress.report("fetching_inputs", 0, 1)
@@ -69,10 +75,10 @@ def generate_pair(
         guide = build_guide(layout, settings.width, settings.height, start=start, end=end)
         request = segment_request(settings, guide=guide)
     fetcher = functools.partial(fetch, allow_local=config.allow_local_inputs)
-    result = run_engine(engine, ctx, request, fetcher)
+    result = run_engine(engine, ctx, request, fetcher, asked)
     output = ctx.workdir / safe_filename(f"{ctx.task.id}.mp4", default="segment.mp4")
     thumbnail = encode_segment(ctx, result.frames, output, settings.fps)
-    metrics = finish(ctx, output, result, settings.model, settings.fps)
+    metrics = finish(ctx, output, result, asked, settings.fps)
     return TaskResult(output=output, thumbnail=thumbnail, metrics=metrics)
 
 
@@ -122,7 +128,8 @@ class IndividualTravelSegmentHandler:
         if not settings.model:
             raise InvalidTaskParams("model_name: missing (and orchestrator_details.model_name too)")
         fields = (f"{_OWN}.start_image_url", f"{_OWN}.end_image_url")
-        return generate_pair(self.engine, self.config, ctx, settings, images, fields)
+        model_type = params.model_type or params.orchestrator_details.get("model_type")
+        return generate_pair(self.engine, self.config, ctx, settings, images, fields, model_type)
 
 
 class WanI2VHandler:
@@ -139,16 +146,21 @@ class WanI2VHandler:
         *,
         model_check: ModelCheck | None = None,
         phase_check: PhaseCheck | None = None,
+        family_check: FamilyCheck | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
         self.model_check = model_check
         self.phase_check = phase_check
+        self.family_check = family_check
 
     def run(self, ctx: TaskContext, params: TravelOrchestratorParams) -> TaskResult:
         details = params.orchestrator_details
         log_unsupported(ctx, [ctx.task.params, ctx.task.params.get("orchestrator_details") or {}])
-        run = plan_run(params, self.config, model_check=self.model_check, phase_check=self.phase_check)
+        run = plan_run(
+            params, self.config, model_check=self.model_check, phase_check=self.phase_check,
+            family_check=self.family_check,
+        )  # fmt: skip
         if len(run.images) > 2:
             ctx.log.warning(
                 "turbo mode generates the first pair only (%d images given)", len(run.images),
@@ -168,11 +180,19 @@ class WanI2VHandler:
         )
         images = "orchestrator_details.input_image_paths_resolved"
         fields = (f"{images}[0]", f"{images}[1]")
-        return generate_pair(self.engine, self.config, ctx, settings, run.images[:2], fields)
+        return generate_pair(
+            self.engine, self.config, ctx, settings, run.images[:2], fields, details.model_type
+        )
 
 
 def single_segment_handlers(engine: Any, config: TravelConfig, *, phase_check: PhaseCheck) -> list[Any]:
     return [
         IndividualTravelSegmentHandler(engine, config),
-        WanI2VHandler(engine, config, model_check=engine.preset, phase_check=phase_check),
+        WanI2VHandler(
+            engine,
+            config,
+            model_check=engine.preset,
+            phase_check=phase_check,
+            family_check=engine.model_in_family,
+        ),
     ]

@@ -82,22 +82,29 @@ def test_i2v_segments_take_their_pair_as_start_and_end_images(
     assert len(warnings) == 3  # once per task: the orchestrator and each segment
 
 
-def test_chained_vace_travel_on_an_i2v_model_is_refused_before_any_child(
+def test_vace_mode_travel_runs_the_vace_form_of_the_apps_i2v_model_name(
     queue: InMemoryQueue, tmp_path: Path, image_server: ImageServer
 ) -> None:
-    engine = FakeEngine(i2v_models=(I2V,))
+    # The app names its schedules with the I2V names in VACE mode too (model_type "vace").
+    engine = FakeEngine(i2v_models=(I2V,), vace_forms={I2V: "wan2.2-vace-lightning-2-2-2"})
     payload = orchestrator_payload([image_server.url(f"img{i}.png") for i in range(3)], model_name=I2V)
-
-    class Presets:  # the orchestrator asks the engine's presets for the model's family
-        def preset(self, model: str) -> object:
-            return type("P", (), {"family": engine.family(model)})()
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(engine, name)
-
     orchestrator_id = enqueue_orchestrator(queue, payload)
-    handler = travel_handlers(Presets(), CONFIG)[0]
-    with pytest.raises(InvalidTaskParams, match="model_name: chained travel continues each segment"):
+    drain(queue, travel_handlers(engine, CONFIG), tmp_path / "work")
+    assert [c.task_type for c in queue.children(orchestrator_id)] == ["travel_segment"] * 2 + [
+        "travel_stitch"
+    ]
+    assert [r.model for r in engine.requests] == ["wan2.2-vace-lightning-2-2-2"] * 2
+    assert all(r.guide is not None and r.start_image is None for r in engine.requests)
+
+
+def test_vace_mode_travel_on_a_model_without_a_vace_form_is_refused_before_any_child(
+    queue: InMemoryQueue, tmp_path: Path, image_server: ImageServer
+) -> None:
+    engine = FakeEngine(i2v_models=("i2v",))
+    payload = orchestrator_payload([image_server.url(f"img{i}.png") for i in range(3)], model_name="i2v")
+    orchestrator_id = enqueue_orchestrator(queue, payload)
+    handler = travel_handlers(engine, CONFIG)[0]
+    with pytest.raises(InvalidTaskParams, match="model_type: 'vace' travel needs a vace model"):
         run_claim(queue, handler, claim_type(queue, "travel_orchestrator"), tmp_path / "work")
     assert queue.children(orchestrator_id) == []
 

@@ -169,3 +169,17 @@ def test_i2v_lightning_presets_follow_the_predecessor_schedules_by_step() -> Non
     assert two.phases is not None and three.phases is not None
     assert (two.phases.steps_per_phase, two.phases.guidance_per_phase) == ((4, 2), (3.0, 1.0))
     assert three.phases.steps_per_phase == (2, 2, 2) and three.phases.model_switch_phase == 2
+
+
+def test_vace_mode_maps_the_apps_i2v_names_onto_their_vace_forms() -> None:
+    engine = Engine(EngineConfig())
+    assert (
+        engine.model_in_family("wan_2_2_i2v_lightning_baseline_2_2_2", "vace")
+        == "wan2.2-vace-lightning-2-2-2"
+    )
+    assert engine.model_in_family("wan_2_2_i2v_lightning_baseline_3_3", "vace") == "wan2.2-vace-lightning-3-3"
+    assert engine.model_in_family("vace_14B", "vace") == "vace_14B"
+    with pytest.raises(InvalidTaskParams, match="model_type: 'vace' travel needs a vace model; flf2v_720p"):
+        engine.model_in_family("flf2v_720p", "vace")
+    with pytest.raises(InvalidTaskParams, match="model: unknown model"):
+        Engine(EngineConfig(model_override="tiny")).model_in_family("no_such_model_xyz", "vace")
