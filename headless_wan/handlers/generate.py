@@ -145,9 +145,12 @@ class VaceHandler(_GenerationHandler):
 
     def _anchors(self, ctx: TaskContext, params: VaceParams) -> tuple[Any, Any]:
         inputs_dir = ctx.workdir / "inputs"
+        max_pixels = self._engine.config.input_max_pixels
         images = []
         for source in (params.image_start, params.image_end):
-            images.append(video_io.load_image(self._fetch(source, inputs_dir)) if source else None)
+            images.append(
+                video_io.load_image(self._fetch(source, inputs_dir), max_pixels) if source else None
+            )
             ctx.cancel.check()
         return images[0], images[1]
 
