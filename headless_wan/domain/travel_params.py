@@ -37,7 +37,10 @@ UNSUPPORTED_FIELDS: Mapping[str, Any] = {
     "num_inference_steps": None,
     "guidance_scale": None,
     "motion_settings_expanded": None,
+    "travel_guidance": None,  # structure-video guidance (flow, canny, depth, uni3c, ...)
+    "continuation_config": None,  # only the VACE guide overlap strategy is implemented (below)
 }
+_IMPLEMENTED_CONTINUATION = "guide_overlap_masked"
 
 
 def unsupported_fields(*payloads: Mapping[str, Any]) -> list[str]:
@@ -46,9 +49,19 @@ def unsupported_fields(*payloads: Mapping[str, Any]) -> list[str]:
         name
         for payload in payloads
         for name, default in UNSUPPORTED_FIELDS.items()
-        if name in payload and payload[name] not in (default, None, [], {})
+        if name in payload
+        and payload[name] not in (default, None, [], {})
+        and not _implemented(name, payload)
     }
     return sorted(found)
+
+
+def _implemented(name: str, payload: Mapping[str, Any]) -> bool:
+    """Chained VACE runs continue through the guide's overlap frames: that strategy is implemented."""
+    if name != "continuation_config":
+        return False
+    config = payload[name]
+    return isinstance(config, Mapping) and config.get("strategy") == _IMPLEMENTED_CONTINUATION
 
 
 def lora_pairs(
