@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import BaseModel
 
 from headless_wan.domain.tasks import TaskResult
@@ -60,6 +61,9 @@ def generate_pair(
     asked = settings.model
     settings = replace(settings, model=model_for_mode(engine, asked, model_type))
     family = engine.family(settings.model)  # an unknown model fails here, before any download
+    # Frames, size, schedule and family rules too: placeholder anchors stand in for the images.
+    blank = np.zeros((settings.height, settings.width, 3), np.uint8)
+    engine.validate(_pair_request(family, settings, blank, blank if len(images) > 1 else None))
     folder = ctx.workdir / "inputs"
     ctx.progress.report("fetching_inputs", 0, 1)
     anchors = [
@@ -67,19 +71,23 @@ def generate_pair(
         for source, field, name in zip(images[:2], fields, ("start_image", "end_image"), strict=False)
     ]
     ctx.progress.report("fetching_inputs", 1, 1)
-    start, end = anchors[0], anchors[1] if len(anchors) > 1 else None
-    if family == I2V:
-        request = segment_request(settings, start=start, end=end)
-    else:
-        layout = planning.guide_layout(settings.num_frames, 0, chained=False, has_end_image=end is not None)
-        guide = build_guide(layout, settings.width, settings.height, start=start, end=end)
-        request = segment_request(settings, guide=guide)
+    request = _pair_request(family, settings, anchors[0], anchors[1] if len(anchors) > 1 else None)
     fetcher = functools.partial(fetch, allow_local=config.allow_local_inputs)
     result = run_engine(engine, ctx, request, fetcher, asked)
     output = ctx.workdir / safe_filename(f"{ctx.task.id}.mp4", default="segment.mp4")
     thumbnail = encode_segment(ctx, result.frames, output, settings.fps)
     metrics = finish(ctx, output, result, asked, settings.fps)
     return TaskResult(output=output, thumbnail=thumbnail, metrics=metrics)
+
+
+def _pair_request(family: str, settings: SegmentSettings, start: np.ndarray, end: np.ndarray | None) -> Any:
+    """Image-to-video: the anchors as first and last frame. VACE: painted into guide frames 0 and T−1."""
+    if family == I2V:
+        return segment_request(settings, start=start, end=end)
+    layout = planning.guide_layout(settings.num_frames, 0, chained=False, has_end_image=end is not None)
+    return segment_request(
+        settings, guide=build_guide(layout, settings.width, settings.height, start=start, end=end)
+    )
 
 
 def _check_supported(params: IndividualTravelSegmentParams) -> None:

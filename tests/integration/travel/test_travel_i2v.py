@@ -253,3 +253,18 @@ def test_chained_vace_segments_adjust_the_predecessor_frames_as_asked(
     overlap = second.guide[:4].astype(int)  # fully desaturated: every pixel grey
     assert (overlap.max(axis=-1) - overlap.min(axis=-1) <= 1).all()
     assert (first.guide[0].astype(int).max(axis=-1) - first.guide[0].astype(int).min(axis=-1)).max() > 100
+
+
+def test_individual_segment_frames_are_checked_against_the_model_before_any_download(
+    queue: InMemoryQueue, tmp_path: Path, image_server: ImageServer
+) -> None:
+    from headless_wan.engine import Engine, EngineConfig
+
+    missing = image_server.url("missing.png")  # a 404: fetching it first would fail differently
+    payload = individual_payload(missing, missing, num_frames=85)
+    queue.enqueue(NewTask("individual_travel_segment", payload, project_id=PROJECT))
+    engine = Engine(EngineConfig(device="cpu", model_override="tiny"))
+    handler = travel_handlers(engine, CONFIG)[3]
+    with pytest.raises(InvalidTaskParams, match=r"^num_frames: 85 exceeds this model's limit of 81"):
+        run_claim(queue, handler, claim_type(queue, "individual_travel_segment"), tmp_path / "work")
+    assert not (tmp_path / "work").exists() or not list((tmp_path / "work").rglob("*.png"))
