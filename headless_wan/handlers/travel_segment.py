@@ -201,7 +201,8 @@ class TravelSegmentHandler:
         """Image-to-video: the pair's start image and the next image as the end anchor."""
         folder = ctx.workdir / "inputs"
         ctx.progress.report("fetching_inputs", 0, 1)
-        assert job.start_image is not None  # _anchor_sources always gives one
+        if job.start_image is None:
+            raise InvalidTaskParams(f"{_IMAGES}[{job.index}]: an image-to-video segment needs a start image")
         start = load_anchor(
             job.start_image, folder, self.config, job.width, job.height,
             field=f"{_IMAGES}[{job.index}]", filename="start_image",
