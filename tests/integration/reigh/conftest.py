@@ -1,4 +1,8 @@
-"""The Reigh test server on loopback, ReighQueue clients pointed at it, and worker processes."""
+"""The Reigh test server on loopback, ReighQueue clients pointed at it, and worker processes.
+
+Every test that uses the `server` fixture runs against both generations of Reigh's edge functions
+(`2026-01`, `2026-04`); clients use the default `HW_REIGH_CONTRACT=auto`, so detection is exercised
+everywhere."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from pydantic import SecretStr
 from headless_wan.queue.reigh import DEFAULT_TIMEOUTS, ReighOptions, ReighQueue
 from tests.integration.queue.conftest import WorkerProcess, spawn_worker
 from tests.reigh_server import ReighServer
+from tests.reigh_server.server import CONTRACTS
 
 REPO = Path(__file__).resolve().parents[3]
 PLUGINS = ["tests.fixtures.handlers:all_handlers", "tests.integration.reigh.handlers:reigh_handlers"]
@@ -39,9 +44,15 @@ def client(server: ReighServer, *, pat: bool = False, worker_id: str = "w1", **o
     return queue
 
 
+@pytest.fixture(params=CONTRACTS)
+def contract(request: pytest.FixtureRequest) -> str:
+    """The generation of the test server's edge functions."""
+    return str(request.param)
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ReighServer]:
-    with ReighServer(tmp_path / "reigh") as srv:
+def server(tmp_path: Path, contract: str) -> Iterator[ReighServer]:
+    with ReighServer(tmp_path / "reigh", contract=contract) as srv:
         yield srv
 
 
