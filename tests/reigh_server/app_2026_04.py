@@ -53,6 +53,8 @@ DEFAULT_TASK_TYPES = frozenset(
         "wait",
         "flaky",
         "fatal",
+        "boom",
+        "journal",
     }
 )
 CRASH_ATTEMPT_CAP = 3

@@ -78,6 +78,7 @@ class ReighServer:
         self.signed: dict[str, str] = {}  # upload token → storage path
         self.api_task_types: set[str] = set()
         self.requests: list[Recorded] = []
+        self.answers: list[tuple[str, int]] = []  # (endpoint, HTTP status) of every reply sent
         self.last_claimed: str | None = None
         self._double_claims = 0
         self._lock = threading.Lock()
@@ -217,6 +218,15 @@ class ReighServer:
         with self._lock:
             self.requests.append(entry)
 
+    def answered(self, endpoint: str, status: int) -> None:
+        with self._lock:
+            self.answers.append((endpoint, status))
+
+    def client_errors(self) -> list[tuple[str, int]]:
+        """The 4xx answers sent so far (the worker's mistakes, or auto-detection's one probe)."""
+        with self._lock:
+            return [(e, s) for e, s in self.answers if 400 <= s < 500]
+
     def caller(self, headers: Any) -> fn.Caller | fn.Reply:
         auth = headers.get("Authorization") or ""
         if not auth.startswith("Bearer "):
@@ -270,8 +280,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.reigh, method, parts.path, dict(parse_qsl(parts.query)), raw, self.headers
         )
         fault = self.reigh.faults.take(endpoint)
+        if fault is not None and fault.kind == "before" and fault.action is not None:
+            fault.action()
         if fault is not None and fault.kind == "fail":
-            self._answer(fn.text(fault.status, "Service temporarily unavailable"))
+            self._answer(fn.text(fault.status, "Service temporarily unavailable"), endpoint)
             return
         if fault is not None and fault.kind == "hang":
             self.reigh.faults.wait(fault.seconds)
@@ -282,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "drop":
             self.close_connection = True  # applied, but the client never hears back
             return
-        self._answer(reply)
+        self._answer(reply, endpoint)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -297,7 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _answer(self, reply: fn.Reply) -> None:
+    def _answer(self, reply: fn.Reply, endpoint: str = "unknown") -> None:
+        self.reigh.answered(endpoint, reply.status)
         payload = reply.payload()
         try:
             self.send_response(reply.status)

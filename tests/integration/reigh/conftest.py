@@ -44,6 +44,32 @@ def client(server: ReighServer, *, pat: bool = False, worker_id: str = "w1", **o
     return queue
 
 
+def creates(server: ReighServer) -> list[dict[str, Any]]:
+    """The create-task calls in the server's generation, as {task_id, task_type, project_id, params,
+    dependant_on?}: a 2026-04 body's `input` carries the id and dependencies beside the params."""
+    found = []
+    for body in server.calls("create-task"):
+        if ("family" in body) is not (server.contract == "2026-04"):
+            continue  # auto's probe in the other generation's form, refused
+        if "family" not in body:
+            found.append(body)
+            continue
+        params = dict(body["input"])
+        task_id, deps = params.pop("task_id"), params.pop("dependant_on", None)
+        entry = {"task_id": task_id, "task_type": body["family"], "project_id": body["project_id"]}
+        found.append({**entry, "params": params, **({"dependant_on": deps} if deps else {})})
+    return found
+
+
+def assert_no_client_errors(server: ReighServer) -> None:
+    """No 4xx caused by the worker; against 2026-01 only auto-detection's refused 2026-04 create."""
+    errors = server.client_errors()
+    if server.contract == "2026-04":
+        assert errors == []
+    else:
+        assert all(error == ("create-task", 400) for error in errors), errors
+
+
 @pytest.fixture(params=CONTRACTS)
 def contract(request: pytest.FixtureRequest) -> str:
     """The generation of the test server's edge functions."""
