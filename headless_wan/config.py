@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     )
 
     # --- reigh -----------------------------------------------------------------------------
+    reigh_pat: SecretStr | None = Field(
+        None,
+        description="Reigh personal access token, for a user's local worker when no service-role key is set. "
+        "Best effort: no heartbeat, model affinity, claim verification or recovery. Never logged.",
+    )
     reigh_contract: Literal["auto", "2026-01", "2026-04"] = Field(
         "auto",
         description="Which Reigh edge-function contract to speak: 2026-01 (banodoco/Reigh), 2026-04 "
@@ -73,11 +78,6 @@ class Settings(BaseSettings):
         gt=0,
         description="2026-04 claims with same_model_only: minutes a task may wait before model affinity "
         "gives way (claim-next-task max_task_wait_minutes; the server's default is 5).",
-    )
-    reigh_pat: SecretStr | None = Field(
-        None,
-        description="Reigh personal access token, for a user's local worker when no service-role key is set. "
-        "Best effort: no heartbeat, model affinity, claim verification or recovery. Never logged.",
     )
     reigh_function_urls: dict[str, str] = Field(
         default_factory=dict,

@@ -248,3 +248,29 @@ def test_a_passing_outage_on_any_call_is_retried(
     assert server.faults.pending(endpoint) == 0 and (endpoint, kind) in server.faults.fired
     if endpoint == "generate-upload-url":
         assert queue.get(server.last_claimed or "").status is TaskStatus.COMPLETE  # type: ignore[union-attr]
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+def test_the_contract_and_wait_settings_reach_the_wire(server: ReighServer, contract: str) -> None:
+    from pydantic import SecretStr
+
+    from headless_wan.config import Settings
+    from headless_wan.wiring import build_reigh_queue
+
+    settings = Settings(
+        queue="reigh",
+        supabase_url=server.url,
+        supabase_service_role_key=SecretStr(server.service_key),
+        reigh_contract=contract,  # type: ignore[arg-type]
+        reigh_same_model_only=True,
+        reigh_max_task_wait_minutes=10,
+    )
+    queue = build_reigh_queue(settings)
+    assert queue.contract is Contract(contract)  # type: ignore[attr-defined]
+    queue.open()
+    assert queue.claim("w1") is None
+    assert server.calls("claim-next-task") == [
+        {"worker_id": "w1", "run_type": "gpu", "same_model_only": True, "max_task_wait_minutes": 10}
+    ]
