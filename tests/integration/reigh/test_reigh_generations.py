@@ -150,8 +150,11 @@ def test_an_unknown_family_is_refused_with_the_servers_reason(server: ReighServe
         pytest.skip("2026-01 does not check task types (contract §3.5)")
     server.task_types.discard("echo")
     queue = client(server)
-    with pytest.raises(HeadlessWanError, match="Unknown task family"):
+    with pytest.raises(HeadlessWanError) as refused:
         queue.enqueue(NewTask("echo", {}, project_id=server.project_id))
+    assert (
+        str(refused.value) == "Reigh create-task answered HTTP 400: Unknown task family (unknown_task_family)"
+    )
 
 
 # --- the heartbeat -------------------------------------------------------------------------------
