@@ -18,6 +18,7 @@ Keys are spelled here again, independently of the client's `wire.py`.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import uuid
 from typing import Any
@@ -180,7 +181,51 @@ def update_task_status(call: fn.Call) -> fn.Reply:
                 "message": f"Invalid status transition: {current} → {status}",
             },
         )
-    return fn.apply_status(call, task, status)
+    return fn.apply_status(call, task, status, cascade)
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_REF_PATHS = (
+    ("orchestrator_task_id_ref",),
+    ("orchestration_contract", "orchestrator_task_id"),
+    ("orchestrator_task_id",),
+    ("orchestrator_details", "orchestrator_task_id"),
+    ("originalParams", "orchestrator_details", "orchestrator_task_id"),
+)
+
+
+# billing.ts extractOrchestratorRef: the contract block first, then the older spellings.
+_LOOKUP_ORDER = (_REF_PATHS[1], _REF_PATHS[0], _REF_PATHS[3], _REF_PATHS[4], _REF_PATHS[2])
+
+
+def _at(params: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = params
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def cascade(db: sqlite3.Connection, task: dict[str, Any], status: str) -> None:
+    """`cascade_task_failure` (20260331040000): a failed child takes its orchestrator and siblings;
+    a failed orchestrator (params with `orchestrator_details` and no uuid reference) its children."""
+    params = task["params"] if isinstance(task["params"], dict) else {}
+    first = next((_at(params, path) for path in _LOOKUP_ORDER if _at(params, path)), None)
+    ref = first if isinstance(first, str) and _UUID.match(first) else None
+    is_orchestrator = ref is None and "orchestrator_details" in params
+    ref = task["id"] if is_orchestrator else ref
+    if ref is None:
+        return
+    now, message = now_text(), f"Cascaded {status.lower()} from related task {task['id']}"
+    for row in db.execute(
+        "SELECT id, params FROM tasks WHERE status IN ('Queued', 'In Progress') AND id != ?", (task["id"],)
+    ).fetchall():
+        other = json.loads(row["params"])
+        linked = any(_at(other, path) == ref for path in _REF_PATHS)
+        if linked or (not is_orchestrator and row["id"] == ref):
+            db.execute(
+                "UPDATE tasks SET status=?, error_message=?, updated_at=? WHERE id=?",
+                (status, message, now, row["id"]),
+            )
 
 
 # --- complete_task -------------------------------------------------------------------------------
@@ -238,6 +283,6 @@ def _recover_crashed(call: fn.Call, worker_id: str) -> tuple[int, int]:
                 " error_message=? WHERE id=?",
                 (now, f"Failed: worker crashed after exhausting retries (attempt {attempts})", task["id"]),
             )
-            fn.cascade(db, task, "Failed")
+            cascade(db, task, "Failed")
             failed += 1
     return requeued, failed

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,13 +175,18 @@ def update_task_status(call: Call) -> Reply:
     return apply_status(call, task, status)
 
 
-def apply_status(call: Call, task: dict[str, Any], status: str) -> Reply:
-    """The accepted write, with the failure/cancel cascade; the same in both generations."""
+def apply_status(
+    call: Call,
+    task: dict[str, Any],
+    status: str,
+    cascade_with: Callable[[sqlite3.Connection, dict[str, Any], str], None] | None = None,
+) -> Reply:
+    """The accepted write, with the failure/cancel cascade (each generation has its own)."""
     sets, args = _status_changes(call.body, status)
     with call.store.tx() as db:
         db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", (*args, task["id"]))
         if status in ("Failed", "Cancelled"):
-            cascade(db, task, status)
+            (cascade_with or cascade)(db, task, status)
     return Reply(
         200,
         {

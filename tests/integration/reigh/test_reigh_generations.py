@@ -277,3 +277,25 @@ def test_the_contract_and_wait_settings_reach_the_wire(server: ReighServer, cont
     assert server.calls("claim-next-task") == [
         {"worker_id": "w1", "run_type": "gpu", "same_model_only": True, "max_task_wait_minutes": 10}
     ]
+
+
+def test_a_failed_orchestrator_takes_its_children_without_a_refused_write(
+    server: ReighServer, queue: ReighQueue, contract: str
+) -> None:
+    orchestrator = server.submit("travel_orchestrator", {"orchestrator_details": {"run_id": "r1"}})
+    claim = queue.claim("w1")
+    children = [
+        NewTask("echo", {"message": str(i)}, project_id=server.project_id, parent_id=orchestrator)
+        for i in range(2)
+    ]
+    for child in children:
+        queue.enqueue(child)
+    queue.fail(claim, "orchestrator_details.segment_frames_expanded: expected 2 entries")  # type: ignore[arg-type]
+    assert server.task(orchestrator)["status"] == "Failed"
+    for child in children:
+        row = server.task(child.id)
+        assert row["status"] == "Failed" and row["error_message"].startswith(
+            "Cascaded failed from related task"
+        )
+    errors = server.client_errors()
+    assert errors == ([] if contract == "2026-04" else [("create-task", 400)])  # 2026-01: auto's one probe
