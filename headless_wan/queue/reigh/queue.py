@@ -11,6 +11,9 @@ Reigh has no leases and no fencing, so this client compensates (contract §6):
 - B8: a worker's row must exist before it claims: the first claim of a worker id sends a heartbeat.
 - B9: Reigh never counts attempts; a release writes `attempts + 1` and fails at the cap.
 
+Both generations of the edge functions are spoken (`contract.py`): creates go through `creation.py`,
+status writes (and what a refusal means) through `status.py`; the rest of the wire is common.
+
 `open()` does not register the worker (the `submit`/`tasks` commands use this class too and must not
 create worker rows); the worker's heartbeat thread and the first claim do.
 
