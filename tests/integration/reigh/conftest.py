@@ -83,6 +83,13 @@ def server(tmp_path: Path, contract: str) -> Iterator[ReighServer]:
 
 
 @pytest.fixture
+def app_server(tmp_path: Path) -> Iterator[ReighServer]:
+    """A 2026-04 server alone, for what only that generation does."""
+    with ReighServer(tmp_path / "reigh-app", contract="2026-04") as srv:
+        yield srv
+
+
+@pytest.fixture
 def queue(server: ReighServer) -> Iterator[ReighQueue]:
     q = client(server)
     yield q

@@ -62,16 +62,15 @@ def test_a_completion_answer_with_follow_up_means_2026_04(
     assert queue.contract is (Contract.V2026_04 if contract == "2026-04" else None)
 
 
-@pytest.mark.parametrize("forced", ["2026-01", "2026-04"])
+@pytest.mark.parametrize(("speaks", "forced"), [("2026-01", "2026-04"), ("2026-04", "2026-01")])
 def test_a_forced_contract_that_does_not_match_the_server_is_a_config_error(
-    server: ReighServer, contract: str, forced: str
+    tmp_path: Path, speaks: str, forced: str
 ) -> None:
-    if forced == contract:
-        pytest.skip("the forced contract matches the server")
-    queue = client(server, contract=forced)
-    with pytest.raises(ConfigError, match=f"HW_REIGH_CONTRACT={forced}"):
-        queue.enqueue(NewTask("echo", {}, project_id=server.project_id))
-    assert [t["id"] for t in server.store.tasks()] == []
+    with ReighServer(tmp_path / "reigh", contract=speaks) as server:
+        queue = client(server, contract=forced)
+        with pytest.raises(ConfigError, match=f"HW_REIGH_CONTRACT={forced}.*set HW_REIGH_CONTRACT={speaks}"):
+            queue.enqueue(NewTask("echo", {}, project_id=server.project_id))
+        assert [t["id"] for t in server.store.tasks()] == []
 
 
 def test_a_forced_contract_sends_only_its_own_form(server: ReighServer, contract: str) -> None:
@@ -145,9 +144,8 @@ def test_a_create_whose_answer_was_lost_makes_exactly_one_child(
     assert [t["id"] for t in server.store.tasks()] == [child.id]
 
 
-def test_an_unknown_family_is_refused_with_the_servers_reason(server: ReighServer, contract: str) -> None:
-    if contract == "2026-01":
-        pytest.skip("2026-01 does not check task types (contract §3.5)")
+def test_an_unknown_family_is_refused_with_the_servers_reason(app_server: ReighServer) -> None:
+    server = app_server  # 2026-01 does not check task types (contract §3.5)
     server.task_types.discard("echo")
     queue = client(server)
     with pytest.raises(HeadlessWanError) as refused:
@@ -182,10 +180,9 @@ def test_a_crashed_heartbeat_gives_back_what_the_worker_held(
 
 
 def test_a_completion_the_server_fails_is_dropped_not_retried(
-    server: ReighServer, queue: ReighQueue, contract: str, tmp_path: Path
+    app_server: ReighServer, tmp_path: Path
 ) -> None:
-    if contract == "2026-01":
-        pytest.skip("2026-01 creates the generation without failing the task")
+    server, queue = app_server, client(app_server)  # 2026-01 never fails a task from complete_task
     task_id = server.submit("fake_video", {})
     claim = queue.claim("w1")
     server.fail_generation_next("shot_generations insert failed")
