@@ -52,9 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from headless_wan.wiring import build_queue
+    from headless_wan.wiring import build_queue, payload_limits
 
-    new_task = load_task_file(args.task_file)
+    new_task = load_task_file(args.task_file, payload_limits(settings))
     queue = build_queue(settings)
     queue.open()
     try:

@@ -28,7 +28,14 @@ log = logging.getLogger("headless_wan.cli")
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from headless_wan.engine import vram_usage
-    from headless_wan.wiring import build_engine, build_handlers, build_queue, build_worker, startup_checks
+    from headless_wan.wiring import (
+        build_engine,
+        build_handlers,
+        build_queue,
+        build_worker,
+        payload_limits,
+        startup_checks,
+    )
     from headless_wan.worker.dispatch import HandlerRegistry
     from headless_wan.worker.health import WorkerState
     from headless_wan.worker.signals import on_stop_signal
@@ -37,7 +44,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     try:
         queue, heartbeat_queue = build_queue(settings), build_queue(settings)  # heartbeat: own connection
         engine = build_engine(settings)
-        registry = HandlerRegistry(build_handlers(settings, engine))
+        registry = HandlerRegistry(build_handlers(settings, engine), limits=payload_limits(settings))
         if not startup_checks(settings, engine if settings.startup_check else None):
             if metrics is not None:
                 metrics.state_changed(WorkerState.FAILED)
@@ -78,15 +85,17 @@ def _serve_metrics(settings: Settings) -> tuple[Metrics | None, HealthServer | N
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from headless_wan.queue.memory import InMemoryQueue
     from headless_wan.storage.local import LocalStorage
-    from headless_wan.wiring import build_engine, build_handlers, build_worker
+    from headless_wan.wiring import build_engine, build_handlers, build_worker, payload_limits
     from headless_wan.worker.dispatch import HandlerRegistry
     from headless_wan.worker.signals import on_stop_signal
 
-    new_task = load_task_file(args.task_file)
+    new_task = load_task_file(args.task_file, payload_limits(settings))
     queue = InMemoryQueue(LocalStorage(settings.output_dir), lease_s=settings.lease_s, max_attempts=1)
     queue.enqueue(new_task)
     engine = build_engine(settings)
-    registry = HandlerRegistry(build_handlers(settings, engine, local_run=True))
+    registry = HandlerRegistry(
+        build_handlers(settings, engine, local_run=True), limits=payload_limits(settings)
+    )
     worker = build_worker(settings, queue, queue, registry, drain=True, events=_terminal_progress())
     try:
         with on_stop_signal(worker.request_stop):

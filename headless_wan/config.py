@@ -209,6 +209,32 @@ class Settings(BaseSettings):
         None,
         description="Let tasks name local file paths as inputs (default: only with the embedded sqlite queue and `run`).",
     )
+    input_allow_hosts: tuple[str, ...] = Field(
+        (),
+        description="Hosts, addresses or CIDRs that task input URLs may reach although they are not public "
+        '(JSON list, e.g. ["127.0.0.1", "minio.internal", "10.0.0.0/8"]). Loopback, private, link-local '
+        "and other non-public addresses are refused otherwise; the queue's own storage host "
+        "(SUPABASE_URL, S3 endpoint) is always allowed.",
+    )
+    max_input_pixels: int = Field(
+        50_000_000,
+        ge=1,
+        description="Largest input image (width x height), checked from its header before decoding.",
+    )
+
+    # --- limits ----------------------------------------------------------------------------
+    max_task_json_kb: int = Field(
+        2048, ge=1, description="Largest task payload (params as JSON), at submit/run and on claim."
+    )
+    max_task_json_depth: int = Field(
+        64, ge=2, description="Deepest nesting of a task payload, at submit/run and on claim."
+    )
+    max_travel_segments: int = Field(
+        64, ge=1, description="Most segments one travel run may fan out to (images - 1)."
+    )
+    max_task_frames: int = Field(
+        4000, ge=1, description="Most frames one task may produce (a travel run's stitched length)."
+    )
 
     # --- generation ------------------------------------------------------------------------
     startup_check: bool = Field(

@@ -10,11 +10,14 @@ import importlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from headless_wan.config import Settings
+from headless_wan.domain.payload_limits import PayloadLimits
 from headless_wan.errors import ConfigError
 from headless_wan.handlers.base import Handler
 from headless_wan.logging import TaskContextFilter
+from headless_wan.media import url_policy
 from headless_wan.queue.base import QueueClient
 from headless_wan.storage.base import Storage
 from headless_wan.storage.local import LocalStorage
@@ -158,6 +161,8 @@ def build_handlers(settings: Settings, engine: Engine, *, local_run: bool = Fals
     from headless_wan.handlers.generate import generation_handlers
     from headless_wan.handlers.travel import TravelConfig, travel_handlers
 
+    # Every download a task causes goes through this one policy (media.fetch uses the installed one).
+    url_policy.install(build_url_policy(settings))
     allow_local = settings.allow_local_inputs
     if allow_local is None:
         allow_local = local_run or settings.queue == "sqlite"
@@ -165,6 +170,9 @@ def build_handlers(settings: Settings, engine: Engine, *, local_run: bool = Fals
         allow_local_inputs=allow_local,
         download_max_mb=settings.download_max_mb,
         download_timeout_s=settings.download_timeout_s,
+        max_input_pixels=settings.max_input_pixels,
+        max_segments=settings.max_travel_segments,
+        max_frames=settings.max_task_frames,
     )
     handlers = [
         *generation_handlers(engine, allow_local_inputs=allow_local),
@@ -173,6 +181,19 @@ def build_handlers(settings: Settings, engine: Engine, *, local_run: bool = Fals
     for spec in settings.handler_plugins:
         handlers.extend(load_plugin(spec))
     return handlers
+
+
+def build_url_policy(settings: Settings) -> url_policy.UrlPolicy:
+    """The configured allow list plus the queue's own storage hosts, whose URLs tasks legitimately name
+    (a predecessor's output on Reigh's storage, a segment on the fleet's S3 endpoint)."""
+    storage_hosts = (
+        urlsplit(url).hostname for url in (settings.supabase_url, settings.s3_endpoint_url) if url
+    )
+    return url_policy.UrlPolicy.from_entries([*settings.input_allow_hosts, *filter(None, storage_hosts)])
+
+
+def payload_limits(settings: Settings) -> PayloadLimits:
+    return PayloadLimits(max_bytes=settings.max_task_json_kb * 1024, max_depth=settings.max_task_json_depth)
 
 
 def startup_checks(settings: Settings, engine: Engine | None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,3 +20,14 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     # Settings also read `.env` from the working directory; tests run from a clean one.
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(autouse=True)
+def _strict_url_policy() -> Iterator[None]:
+    """Each test starts with the strict outbound URL policy; one that builds handlers from Settings
+    (which installs the configured policy) cannot leak its allow list into the next test."""
+    from headless_wan.media import url_policy
+
+    url_policy.install(url_policy.UrlPolicy())
+    yield
+    url_policy.install(url_policy.UrlPolicy())

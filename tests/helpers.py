@@ -33,3 +33,11 @@ def wait_for(predicate: Callable[[], T], timeout_s: float = 30.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         pause.wait(0.02)
+
+
+def allow_loopback_inputs() -> None:
+    """Let task input downloads reach this machine's loopback test servers, as a local set-up does with
+    HW_INPUT_ALLOW_HOSTS=["127.0.0.1"]. The conftest restores the strict policy after each test."""
+    from headless_wan.media import url_policy
+
+    url_policy.install(url_policy.UrlPolicy.from_entries(["127.0.0.1"]))

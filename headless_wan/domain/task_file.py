@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from headless_wan.domain.payload_limits import PayloadLimits, PayloadTooLarge
 from headless_wan.domain.tasks import NewTask
 
 
@@ -43,11 +44,19 @@ class TaskFile(BaseModel):
         )
 
 
-def load_task_file(path: Path) -> NewTask:
+def load_task_file(path: Path, limits: PayloadLimits | None = None) -> NewTask:
+    """The task in a JSON file, refused with a TaskFileError naming the problem (size and nesting are
+    checked before decoding, so a pathological file gets a message, not a RecursionError)."""
+    limits = limits or PayloadLimits()
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        limits.check_size(Path(path).stat().st_size, "the task file")  # before reading a huge file
+        text = Path(path).read_text(encoding="utf-8")
+        limits.check_text(text, "the task file")
+        raw = json.loads(text)
     except FileNotFoundError:
         raise TaskFileError(f"{path}: no such file") from None
+    except PayloadTooLarge as exc:
+        raise TaskFileError(f"{path}: {exc}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TaskFileError(f"{path}: not a readable JSON file ({exc})") from None
     try:

@@ -35,6 +35,8 @@ class EngineConfig:
     # the handlers need nothing but the engine.
     input_max_mb: float = 500.0
     input_timeout_s: float = 120.0
+    input_max_pixels: int = 50_000_000
+    """Largest input image (reference images), refused from its header before decoding."""
     allow_local_inputs: bool = False
     """Let payloads name local files (run task.json, embedded queue); never for shared queues."""
 
@@ -60,6 +62,7 @@ def engine_config_from_settings(settings: Any) -> EngineConfig:
         progress_interval_s=float(pick("progress_interval_s", defaults.progress_interval_s)),
         input_max_mb=float(pick("download_max_mb", defaults.input_max_mb)),
         input_timeout_s=float(pick("download_timeout_s", defaults.input_timeout_s)),
+        input_max_pixels=int(pick("max_input_pixels", defaults.input_max_pixels)),
         allow_local_inputs=_allow_local_inputs(settings),
     )
 

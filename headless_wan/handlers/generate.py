@@ -149,7 +149,10 @@ class VaceHandler(_GenerationHandler):
         if params.video_mask:
             mask = binarise_mask(video_io.read_frames(self._fetch(params.video_mask, inputs_dir)))
             ctx.cancel.check()
-        refs = tuple(video_io.load_image(self._fetch(url, inputs_dir)) for url in params.image_refs)
+        max_pixels = self._engine.config.input_max_pixels
+        refs = tuple(
+            video_io.load_image(self._fetch(url, inputs_dir), max_pixels) for url in params.image_refs
+        )
         return guide, mask, refs
 
 

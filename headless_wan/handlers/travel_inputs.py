@@ -13,6 +13,7 @@ from headless_wan.errors import HeadlessWanError, InputUnavailable, TransientErr
 from headless_wan.handlers.base import TaskContext, TaskLookup
 from headless_wan.media.fetch import fetch, redact_url
 from headless_wan.media.guide import fit_image
+from headless_wan.media.images import DEFAULT_MAX_INPUT_PIXELS
 from headless_wan.media.video_io import load_image
 
 
@@ -25,12 +26,18 @@ class TravelConfig:
     - `trust_queue_outputs`: an `output_location` read from the queue itself (a predecessor's or a
       segment's) may be a local path even when `allow_local_inputs` is off. Our embedded backends store
       outputs on local disk, and those locations are written by workers, not by task authors.
+    - `max_input_pixels`, `max_segments`, `max_frames`: caps on what one task may ask for (an image's
+      size, a run's fan-out, its stitched length), so a payload cannot make the queue or the box do
+      work nobody meant to ask for.
     """
 
     allow_local_inputs: bool = False
     download_max_mb: float = 500.0
     download_timeout_s: float = 120.0
     trust_queue_outputs: bool = True
+    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
+    max_segments: int = 64
+    max_frames: int = 4000
 
 
 def is_url(source: str) -> bool:
@@ -79,7 +86,7 @@ def load_anchor(
     """An anchor image fetched, decoded to RGB and resized to exactly width x height."""
     path = fetch_input(source, dest_dir, config, field=field, filename=filename)
     try:
-        image = load_image(path)
+        image = load_image(path, config.max_input_pixels)
     except HeadlessWanError as exc:
         raise InputUnavailable(f"{field}: {exc}") from None
     return fit_image(image, width, height)

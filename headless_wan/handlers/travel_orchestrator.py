@@ -84,12 +84,27 @@ def _check_supported(details: OrchestratorDetails) -> None:
 def _check_images(images: Sequence[str], config: TravelConfig) -> None:
     if not images:
         raise InvalidTaskParams(f"{_DETAILS}.input_image_paths_resolved: need at least 1 image, got 0")
+    if len(images) - 1 > config.max_segments:
+        raise InvalidTaskParams(
+            f"{_DETAILS}.input_image_paths_resolved: {len(images)} images make {len(images) - 1} segments, "
+            f"over the limit of {config.max_segments} segments per travel run (HW_MAX_TRAVEL_SEGMENTS)"
+        )
     for index, source in enumerate(images):
         field = f"{_DETAILS}.input_image_paths_resolved[{index}]"
         if not isinstance(source, str) or not source.strip():
             raise InvalidTaskParams(f"{field}: empty image URL")
         if not is_url(source) and not config.allow_local_inputs:
             raise InvalidTaskParams(f"{field}: local file paths are not accepted; pass an http(s) URL")
+
+
+def _check_frames(plan: planning.TravelPlan, config: TravelConfig) -> None:
+    # Independent segments are separate results; a chained run's output is its stitched video.
+    total = plan.stitched_length if plan.chained else sum(plan.targets)
+    if total > config.max_frames:
+        raise InvalidTaskParams(
+            f"{_DETAILS}.segment_frames_expanded: the run would produce {total} frames, over the limit of "
+            f"{config.max_frames} frames per task (HW_MAX_TASK_FRAMES)"
+        )
 
 
 def _texts(values: Any, count: int, field: str) -> list[str]:
@@ -147,6 +162,7 @@ def plan_run(
     plan = planning.plan_travel(
         [int(f) for f in frames], _overlaps(details, count), chained=details.runs_chained
     )  # type: ignore[call-overload]
+    _check_frames(plan, config)
     width, height = planning.parse_resolution(
         details.parsed_resolution_wh, f"{_DETAILS}.parsed_resolution_wh"
     )

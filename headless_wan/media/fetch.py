@@ -8,6 +8,8 @@ Rules:
 - 401/403/404/410 and other client errors are terminal (`InputUnavailable`); 5xx, 408, 429, timeouts and
   connection failures are retried with exponential backoff and jitter, then reported as `TransientError`.
 - Query strings and user info often carry tokens (signed URLs), so messages and logs show URLs without them.
+- Every connection, redirects included, goes through the outbound URL policy (`url_policy`): hosts that
+  resolve to loopback, private, link-local or other non-public addresses are refused unless allowed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
 
 from headless_wan.errors import InputUnavailable, InvalidTaskParams, TransientError
+from headless_wan.media import url_policy
 from headless_wan.media.files import atomic_path
+from headless_wan.media.url_policy import UrlPolicy, UrlRefused
 
 logger = logging.getLogger(__name__)
 
@@ -110,14 +114,17 @@ def fetch(
     filename: str | None = None,
     retries: int = 3,
     backoff_s: float = 0.5,
+    policy: UrlPolicy | None = None,
 ) -> Path:
     """Download `source` (http/https URL) into `dest_dir` and return the file's path.
 
     `max_mb` is in MiB. `timeout_s` bounds the whole call, retries and backoff included. `filename` overrides
     the name taken from the URL path; either is passed through `safe_filename`. An existing file of that name
-    is replaced. Safe to re-run.
+    is replaced. Safe to re-run. `policy` decides which hosts may be reached (default: the one the
+    composition root installed, see `url_policy.install`).
 
-    Raises InvalidTaskParams (unsupported scheme, local path not allowed, malformed URL), InputUnavailable
+    Raises InvalidTaskParams (unsupported scheme, local path not allowed, malformed URL, a host the policy
+    refuses: `UrlRefused`), InputUnavailable
     (missing or forbidden, client errors, too large) or TransientError (server errors, timeouts, network
     failures after `retries` extra attempts).
     """
@@ -133,7 +140,8 @@ def fetch(
         url = rewrite_hub_url(source)
         name = safe_filename(filename or posixpath.basename(urlsplit(url).path), default="download")
         dest_dir.mkdir(parents=True, exist_ok=True)
-        return _download(url, dest_dir / name, max_bytes, timeout_s, retries, backoff_s)
+        guard = policy or url_policy.installed()
+        return _download(url, dest_dir / name, max_bytes, timeout_s, retries, backoff_s, guard)
     if scheme or parts.netloc:
         shown = f"'{scheme}:'" if scheme else "without a scheme"
         raise InvalidTaskParams(f"unsupported input URL {shown}: only http:// and https:// URLs are accepted")
@@ -172,7 +180,9 @@ def _mib(size: int) -> str:
     return f"{size / (1024 * 1024):.2f} MiB"
 
 
-def _download(url: str, dest: Path, max_bytes: int, timeout_s: float, retries: int, backoff_s: float) -> Path:
+def _download(
+    url: str, dest: Path, max_bytes: int, timeout_s: float, retries: int, backoff_s: float, policy: UrlPolicy
+) -> Path:
     shown = redact_url(url)
     deadline = time.monotonic() + timeout_s
     retrying = Retrying(
@@ -187,7 +197,12 @@ def _download(url: str, dest: Path, max_bytes: int, timeout_s: float, retries: i
     try:
         with (
             atomic_path(dest) as tmp,
-            httpx.Client(follow_redirects=True, headers={"User-Agent": _USER_AGENT}) as client,
+            httpx.Client(
+                follow_redirects=True,
+                headers={"User-Agent": _USER_AGENT},
+                transport=url_policy.guarded_transport(policy),
+                trust_env=False,
+            ) as client,
         ):
             for attempt in retrying:
                 with attempt:
@@ -236,6 +251,8 @@ def _attempt(client: httpx.Client, url: str, tmp: Path, max_bytes: int, deadline
         with client.stream("GET", url, timeout=httpx.Timeout(remaining)) as response:
             _check_response(response, max_bytes, shown)
             return _save_body(response, tmp, max_bytes, deadline, shown)
+    except UrlRefused as exc:
+        raise UrlRefused(f"input URL {shown} refused: {exc}") from None
     except httpx.TimeoutException:
         raise _Retryable(f"no response within the {remaining:.1f} s left") from None
     except httpx.UnsupportedProtocol:

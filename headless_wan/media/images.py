@@ -17,6 +17,8 @@ from headless_wan.media.files import atomic_path
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 JPEG_QUALITY = 95
+DEFAULT_MAX_INPUT_PIXELS = 50_000_000
+"""Input images larger than this are refused from their header (a 50 MP photo is 150 MB decoded)."""
 
 
 def to_uint8_rgb(frame: np.ndarray) -> np.ndarray:
@@ -64,17 +66,33 @@ def save_image(frame: np.ndarray | Image.Image, path: Path) -> Path:
     return path
 
 
-def load_image(path: Path) -> Image.Image:
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> Image.Image:
     """Open an image as RGB, honouring its EXIF orientation (phone photos are stored sideways).
 
-    The pixels are loaded before returning, so the file is closed. Alpha is dropped (not composited).
-    Raises MediaError when the file is missing or not an image.
+    The size is read from the header and refused past `max_pixels` before any pixel is decoded: a small
+    PNG can claim 30000x30000 and decode to gigabytes (a decompression bomb). The pixels are loaded
+    before returning, so the file is closed. Alpha is dropped (not composited). Raises MediaError when
+    the file is missing, not an image, or too large.
     """
     path = Path(path)
     try:
         with Image.open(path) as opened:
+            _check_pixels(path, opened.size, max_pixels)
             upright = ImageOps.exif_transpose(opened)
             upright.load()
             return upright.convert("RGB")
+    except Image.DecompressionBombError as exc:  # PIL's own, larger limit, hit while reading the header
+        raise MediaError(
+            f"image {path.name} is over the {max_pixels:,}-pixel input limit (HW_MAX_INPUT_PIXELS): {exc}"
+        ) from None
     except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
         raise MediaError(f"cannot read image {path.name}: {exc}") from None
+
+
+def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise MediaError(
+            f"image {path.name} is {width}x{height} ({width * height:,} pixels), over the "
+            f"{max_pixels:,}-pixel input limit (HW_MAX_INPUT_PIXELS)"
+        )

@@ -19,14 +19,14 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool
 
 from headless_wan.domain.tasks import ClaimedTask, Task
 from headless_wan.errors import ConfigError, QueueUnavailable
 from headless_wan.queue import semantics
 from headless_wan.queue.postgres_notify import WorkListener
-from headless_wan.queue.postgres_rows import Row, as_uuid, require_uuid, to_task, utc
+from headless_wan.queue.postgres_rows import Row, as_uuid, lenient_json_loads, require_uuid, to_task, utc
 from headless_wan.queue.postgres_schema import Q, describe_schema, migrate, pending, set_search_path
 from headless_wan.queue.sql_files import Migration
 from headless_wan.queue.sql_queue import SqlQueue
@@ -93,7 +93,7 @@ class PostgresQueue(SqlQueue):
                     "row_factory": dict_row,
                     "connect_timeout": self._connect_timeout,
                 },
-                configure=lambda conn: set_search_path(conn, self._schema),
+                configure=self._configure,
                 open=False,
                 name="headless_wan",
                 timeout=self._timeout_s,
@@ -175,6 +175,10 @@ class PostgresQueue(SqlQueue):
     @property
     def _connect_timeout(self) -> int:
         return max(1, round(self._timeout_s))
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        set_search_path(conn, self._schema)
+        set_json_loads(lenient_json_loads, conn)
 
     def _connect(self) -> psycopg.Connection[Row]:
         """A connection outside the pool (migrations, LISTEN), in autocommit mode."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -10,6 +12,21 @@ from headless_wan.domain.tasks import Task, TaskStatus
 from headless_wan.errors import InvalidTaskParams
 
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UndecodableJson:
+    """Stands in for a jsonb value Python cannot decode (nested past its recursion limit): PostgreSQL
+    stores thousands of levels, and one such row must fail as that task, not crash every claim."""
+
+    reason: str
+
+
+def lenient_json_loads(data: str | bytes) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:
+        return UndecodableJson("nested too deeply to decode")
 
 
 def as_uuid(text: str | None) -> str | None:
@@ -43,6 +60,8 @@ def to_task(row: Row) -> Task:
     params_error = None
     if isinstance(row["params"], dict):
         params = row["params"]
+    elif isinstance(row["params"], UndecodableJson):
+        params_error = f"task params are {row['params'].reason}"
     else:
         params_error = f"task params must be a JSON object, got {type(row['params']).__name__}"
     return Task(

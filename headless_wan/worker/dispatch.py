@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from headless_wan.domain.payload_limits import PayloadLimits, PayloadTooLarge
 from headless_wan.domain.tasks import Task
 from headless_wan.errors import InvalidTaskParams, UnsupportedTaskType
 from headless_wan.handlers.base import Handler
@@ -15,7 +16,11 @@ MAX_ERRORS_SHOWN = 5
 
 
 class HandlerRegistry:
-    def __init__(self, handlers: Iterable[Handler] = ()) -> None:
+    """Handlers by task type. `limits` bound every claimed payload before its params model walks it
+    (a queue may hold tasks that were never checked at submit: another producer wrote them)."""
+
+    def __init__(self, handlers: Iterable[Handler] = (), *, limits: PayloadLimits | None = None) -> None:
+        self._limits = limits or PayloadLimits()
         self._handlers: dict[str, Handler] = {}
         for handler in handlers:
             self.register(handler)
@@ -37,6 +42,10 @@ class HandlerRegistry:
             raise UnsupportedTaskType(f"Unknown task type {task.task_type!r}: this worker runs {known}.")
         if task.params_error is not None:
             raise InvalidTaskParams(f"Invalid {task.task_type} task: {task.params_error}.")
+        try:
+            self._limits.check_object(task.params, "params")
+        except PayloadTooLarge as exc:
+            raise InvalidTaskParams(f"Invalid {task.task_type} task: {exc}.") from None
         return handler, validate_params(handler.params_model, task.task_type, task.params)
 
 

@@ -15,6 +15,7 @@ import pytest
 from headless_wan.engine import LoraSpec
 from headless_wan.engine.loras import adapter_name
 from headless_wan.media.fetch import fetch as media_fetch
+from tests.helpers import allow_loopback_inputs
 
 from .conftest import tiny_request, write_lora
 
@@ -61,6 +62,7 @@ def lora_server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    allow_loopback_inputs()
     try:
         yield f"http://127.0.0.1:{server.server_port}", _CountingHandler.requests
     finally:

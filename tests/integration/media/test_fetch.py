@@ -17,12 +17,20 @@ from urllib.parse import urlsplit
 import pytest
 
 from headless_wan.errors import InputUnavailable, InvalidTaskParams, TransientError
+from headless_wan.media import url_policy
 from headless_wan.media.fetch import fetch, safe_filename
 
 SMALL = bytes(range(256)) * 4  # 1 KiB
 BIG = 2 * 1024 * 1024
 FLAKY_FAILURES = 2
 MIB = 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def _loopback_allowed() -> None:
+    # These tests are about downloading itself; the server is on loopback, allowed the way a local set-up
+    # allows it (HW_INPUT_ALLOW_HOSTS). The refusals are in test_url_policy.py.
+    url_policy.install(url_policy.UrlPolicy.from_entries(["127.0.0.1"]))
 
 
 @dataclass

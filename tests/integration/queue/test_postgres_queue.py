@@ -235,3 +235,28 @@ def test_idle_worker_picks_up_new_work_fast_and_stops_at_once(
     worker.request_stop()
     thread.join(timeout=10)
     assert not thread.is_alive() and time.monotonic() - stopped_at < 3
+
+
+# --- hostile rows ------------------------------------------------------------------------------
+
+
+def test_a_row_nested_past_pythons_limit_fails_as_that_task(
+    schema: str, tmp_path: Path, queue: PostgresQueue
+) -> None:
+    # Another producer wrote params 5000 levels deep (PostgreSQL stores them; json.loads cannot):
+    # the claim must turn that into a failed task with a reason, not a crash on every claim.
+    deep = queue.enqueue(NewTask("echo", {"message": "x"}))
+    fine = queue.enqueue(NewTask("echo", {"message": "after"}))
+    with psycopg.connect(TEST_DSN, autocommit=True) as conn:
+        conn.execute(
+            f"UPDATE \"{schema}\".tasks SET params = (repeat('[', 5000) || repeat(']', 5000))::jsonb WHERE id = %s",
+            (deep,),
+        )
+    settings = Settings(worker_id="pg-worker", work_dir=tmp_path / "work", poll_min_s=0.01)
+    hb_queue = make_queue(schema, tmp_path, migrate=False)
+    worker = build_worker(settings, queue, hb_queue, HandlerRegistry(all_handlers()), drain=True)  # type: ignore[arg-type]
+    assert worker.run() == 0
+    failed, done = queue.get(deep), queue.get(fine)
+    assert failed is not None and failed.status is TaskStatus.FAILED
+    assert "task params are nested too deeply to decode" in (failed.error_message or "")
+    assert done is not None and done.status is TaskStatus.COMPLETE

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.helpers import allow_loopback_inputs
+
 
 @dataclass(frozen=True)
 class ImageServer:
@@ -55,6 +57,7 @@ def image_server(tmp_path: Path) -> Iterator[ImageServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(root))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    allow_loopback_inputs()
     try:
         yield ImageServer(f"http://127.0.0.1:{server.server_address[1]}", root)
     finally:
