@@ -26,8 +26,9 @@ PLUGINS = ["tests.fixtures.handlers:all_handlers", "tests.integration.reigh.hand
 
 
 def client(server: ReighServer, *, pat: bool = False, worker_id: str = "w1", **overrides: Any) -> ReighQueue:
-    """A ReighQueue with quick retries and short timeouts (so fault tests stay fast)."""
-    timeouts = {**DEFAULT_TIMEOUTS, **{k: 2.0 for k in DEFAULT_TIMEOUTS}, **overrides.pop("timeouts", {})}
+    """A ReighQueue with quick retries. Timeouts are generous (a loaded CI machine must not time out a
+    loopback call); the tests that hang a call set their own short ones."""
+    timeouts = {**DEFAULT_TIMEOUTS, **{k: 10.0 for k in DEFAULT_TIMEOUTS}, **overrides.pop("timeouts", {})}
     options = ReighOptions(
         base_url=server.url,
         token=SecretStr(server.pat if pat else server.service_key),
