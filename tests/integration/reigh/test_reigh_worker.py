@@ -178,3 +178,16 @@ def test_a_worker_fatal_error_sends_crashed_and_gives_back_what_it_held(site: Si
     last = server.calls("heartbeat")[-1]["status_param"]
     assert last == ("crashed" if server.contract == "2026-04" else "error")
     assert server.store.worker(WORKER)["status"] == last  # type: ignore[index]
+
+
+def test_a_lost_create_answer_makes_no_second_child(site: Site) -> None:
+    server = site.server
+    parent = server.submit("spawn_videos", {"count": 2})
+    server.faults.drop("create-task", times=2)  # both children are created; neither answer arrives
+    worker = site.start_worker("--drain")
+    assert worker.wait() == 0, worker.output()
+    children = [t for t in server.store.tasks() if t["params"].get("orchestrator_task_id_ref") == parent]
+    assert len(children) == 2 and all(c["status"] == "Complete" for c in children)
+    assert all(server.generations(c["id"]) == 1 for c in children)
+    assert server.task(parent)["status"] == "In Progress"  # waiting; only travel is completed by Reigh
+    assert_no_client_errors(server)
