@@ -145,7 +145,7 @@ class Worker:
         finally:
             if self.exit_code == EXIT_FATAL:
                 self.events.state_changed(WorkerState.FAILED)
-            # A worker-fatal exit says "crashed", so a queue that can (Reigh 2026-04) requeues whatever
+            # A worker-fatal exit says "crashed", so a queue that can gives back whatever
             # this worker still held; a clean stop says "inactive".
             self.heartbeat.stop(
                 WorkerStatus.CRASHED if self.exit_code == EXIT_FATAL else WorkerStatus.INACTIVE
