@@ -205,7 +205,7 @@ def plan_run(
 
 
 def child_slots(
-    orchestrator_id: str, project_id: str, params: TravelOrchestratorParams, run: RunPlan
+    orchestrator_id: str, project_id: str | None, params: TravelOrchestratorParams, run: RunPlan
 ) -> list[ChildSlot]:
     """The children of a run, in creation order (segments, then the stitch if the run has one)."""
     details = params.orchestrator_details
@@ -332,7 +332,7 @@ def existing_ids(children: Sequence[Task]) -> dict[tuple[str, int | None], str]:
 
 
 def missing_children(
-    slots: Sequence[ChildSlot], existing: dict[tuple[str, int | None], str], project_id: str
+    slots: Sequence[ChildSlot], existing: dict[tuple[str, int | None], str], project_id: str | None
 ) -> list[NewTask]:
     """New tasks for the slots without a child; dependencies point at existing or new ids."""
     ids = dict(existing)
@@ -372,17 +372,17 @@ class TravelOrchestratorHandler:
         self.family_check = family_check
 
     def run(self, ctx: TaskContext, params: TravelOrchestratorParams) -> TaskResult:
-        project_id = ctx.task.project_id or params.project_id
-        if not project_id:
-            raise InvalidTaskParams("Orchestrator missing project_id")
+        # A project is Reigh's requirement (its create-task refuses children without one, and says
+        # so); the embedded and PostgreSQL queues and `run` need none, and the app's params carry none.
+        project_id = ctx.task.project_id or params.project_id or None
         ctx.progress.report("orchestrating", 0, 1, "planning")
         log_unsupported(ctx, [ctx.task.params, ctx.task.params.get(_DETAILS) or {}])
         run = plan_run(
             params, self.config, model_check=self.model_check, phase_check=self.phase_check,
             family_check=self.family_check,
         )  # fmt: skip
-        slots = child_slots(ctx.task.id, str(project_id), params, run)
-        new = missing_children(slots, existing_ids(ctx.children.existing()), str(project_id))
+        slots = child_slots(ctx.task.id, project_id, params, run)
+        new = missing_children(slots, existing_ids(ctx.children.existing()), project_id)
         ctx.cancel.check()
         if new:
             ctx.children.enqueue(new)

@@ -248,10 +248,20 @@ def test_bad_payloads_fail_before_any_child_exists(
     assert queue.children(orchestrator_id) == []
 
 
-def test_missing_project_id(queue: InMemoryQueue, tmp_path: Path) -> None:
-    enqueue_orchestrator(queue, orchestrator_payload(IMAGES), project_id=None)
-    with pytest.raises(InvalidTaskParams, match=r"^Orchestrator missing project_id$"):
-        run_claim(queue, HANDLER, claim_type(queue, "travel_orchestrator"), tmp_path)
+def test_an_orchestrator_without_project_id_still_makes_its_children(
+    queue: InMemoryQueue, tmp_path: Path
+) -> None:
+    """A project is Reigh's requirement only (its create-task refuses a child without one); a task
+    file copied from the app has none, and the embedded queues and `run` need none."""
+    orchestrator_id = enqueue_orchestrator(queue, orchestrator_payload(IMAGES), project_id=None)
+    result = run_claim(queue, HANDLER, claim_type(queue, "travel_orchestrator"), tmp_path)
+    children = queue.children(orchestrator_id)
+    assert result.waiting and [c.task_type for c in children] == [
+        "travel_segment",
+        "travel_segment",
+        "travel_stitch",
+    ]
+    assert all(c.project_id is None and c.params["project_id"] is None for c in children)
 
 
 @pytest.mark.parametrize(
