@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from headless_wan.engine import planning
+from headless_wan.engine import imaging, planning
 from headless_wan.engine.cache import PipelineCache
 from headless_wan.engine.callbacks import CancelCheck, ProgressFn, StepCallback, check_cancelled
 from headless_wan.engine.config import EngineConfig
 from headless_wan.engine.device import FitnessReport, classify_device_error, device_fitness
 from headless_wan.engine.families import get_family
+from headless_wan.engine.image_request import ImageRequest, validate_image_request
 from headless_wan.engine.loading import LoadedPipeline, free_device_memory, load_pipeline
 from headless_wan.engine.loras import FetchFn, LoraSpec, normalise_source, resolve_lora_file, sync_adapters
 from headless_wan.engine.presets import Preset, PresetRegistry, load_presets
@@ -235,6 +236,78 @@ class Engine:
         settings = planning.effective_settings(request, prepared, task, self.device)
         return GenerationResult(frames=frames, settings=settings, metrics=metrics)
 
+    # -- images (image families: engine/imaging.py) -------------------------------------------
+    def validate_image(self, request: ImageRequest) -> Preset:
+        """All checks of an image request that need no model (raises `InvalidTaskParams`)."""
+        asked = self.presets.resolve(self.requested_model(request.model))
+        preset = self.preset(request.model)
+        family = get_family(preset.family)
+        if not hasattr(family, "image_call"):
+            raise InvalidTaskParams(
+                f"model: {asked.name} is a {asked.family} video model, not an image model"
+            )
+        validate_image_request(request, max_pixels=min(preset.max_pixels, asked.max_pixels))
+        family.check_image(request, asked)
+        self.memory_profile(preset)
+        return preset
+
+    def prepare_image(self, request: ImageRequest, *, on_progress: ProgressFn | None = None) -> Prepared:
+        """Validate and make the image model resident; the cache is the video models' own, so
+        loading it releases a resident video pipeline (and the other way round)."""
+        preset = self.validate_image(request)
+        profile = self.memory_profile(preset)
+        spec = pipeline_spec(
+            preset, device=self.device, memory_profile=profile.name,
+            attention_backend=self.config.attention_backend, local_files_only=self.config.local_files_only,
+        )  # fmt: skip
+        cold = self._cache.key != spec
+        if cold:
+            _report(on_progress, "loading_model", 0, 1)
+
+        def load() -> LoadedPipeline:
+            return load_pipeline(spec, profile, lambda _: [], max_loaded=self.config.max_loaded_loras)
+
+        try:
+            hit = self._cache.get(spec, load)
+        except Exception as exc:
+            translated = _translated_image(exc, request, profile.name)
+            if translated is exc:
+                raise
+            raise translated from exc
+        if cold:
+            _report(on_progress, "loading_model", 1, 1)
+        return Prepared(preset, profile, hit.value, (), hit.load_s, hit.reused)
+
+    def generate_image(
+        self,
+        request: ImageRequest,
+        *,
+        on_progress: ProgressFn | None = None,
+        cancel_check: CancelCheck | None = None,
+    ) -> GenerationResult:
+        """One image; `frames` holds it as (1, height, width, 3) uint8."""
+        started = time.perf_counter()
+        prepared = self.prepare_image(request, on_progress=on_progress)
+        family = get_family(prepared.preset.family)
+        try:
+            image, settings = imaging.run_image(
+                prepared.loaded, family, request, prepared.preset,
+                on_progress=on_progress, cancel_check=cancel_check,
+            )  # fmt: skip
+        except Exception as exc:
+            _cleanup_after_failure(prepared.loaded)
+            translated = _translated_image(exc, request, prepared.profile.name)
+            if translated is exc:
+                raise
+            raise translated from exc
+        metrics = {
+            "load_s": prepared.load_s,
+            "model_reused": float(prepared.reused),
+            "denoise_s": float(settings.pop("call_s")),
+            "generate_s": time.perf_counter() - started,
+        }
+        return GenerationResult(frames=image[None], settings=settings, metrics=metrics)
+
     def close(self) -> None:
         """Release the resident pipeline and its memory."""
         self._cache.clear()
@@ -273,6 +346,15 @@ def _translated(exc: Exception, request: GenerationRequest, profile: str) -> Exc
         return exc
     translated = classify_device_error(
         exc, width=request.width, height=request.height, num_frames=request.num_frames, profile=profile
+    )
+    return translated or exc
+
+
+def _translated_image(exc: Exception, request: ImageRequest, profile: str) -> Exception:
+    if isinstance(exc, HeadlessWanError):
+        return exc
+    translated = classify_device_error(
+        exc, width=request.width, height=request.height, num_frames=1, profile=profile
     )
     return translated or exc
 

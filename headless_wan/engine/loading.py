@@ -88,12 +88,14 @@ def _build_builtin(spec: PipelineSpec, dtype: Any) -> Any:
 
 
 def _from_pretrained(spec: PipelineSpec, dtype: Any) -> Any:
+    import diffusers
     import torch
-    from diffusers import AutoencoderKLWan
 
     family = get_family(spec.family)
+    # Wan families use the Wan VAE; image families name their own (`vae_class`).
+    vae_class = getattr(diffusers, getattr(family, "vae_class", "AutoencoderKLWan"))
     try:
-        vae = AutoencoderKLWan.from_pretrained(
+        vae = vae_class.from_pretrained(
             spec.weights, subfolder="vae", dtype=torch.float32, local_files_only=spec.local_files_only
         )
         return family.from_pretrained(

@@ -1,0 +1,106 @@
+"""Running an image family's pipeline: an `ImageRequest` on a loaded pipeline → one uint8 image.
+
+The engine (`generate.py`) owns validation and the warm cache, which image and video families
+share: one pipeline is resident at a time, so a Z-Image task after a Wan task releases the Wan
+model first (and the other way round). This module is the call itself: the family picks the
+pipeline view and conditioning, the step callback reports progress and raises on cancellation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from headless_wan.engine.callbacks import CancelCheck, ProgressFn, check_cancelled
+from headless_wan.engine.image_request import ImageRequest
+from headless_wan.engine.loading import LoadedPipeline
+from headless_wan.engine.presets import Preset
+from headless_wan.errors import HeadlessWanError
+
+MAX_SEQUENCE_LENGTH = 512
+
+
+class _ImageStepCallback:
+    """diffusers' `callback_on_step_end`: progress per step; raising aborts the call at once."""
+
+    def __init__(self, total: int, on_progress: ProgressFn | None, cancel_check: CancelCheck | None) -> None:
+        self.total = total
+        self.steps_done = 0
+        self._on_progress = on_progress
+        self._cancel_check = cancel_check
+
+    def __call__(self, pipe: Any, step: int, timestep: Any, kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+        check_cancelled(self._cancel_check)
+        self.steps_done += 1
+        if self._on_progress is not None:
+            self._on_progress("denoising", self.steps_done, self.total)
+        return {}
+
+
+def run_image(
+    loaded: LoadedPipeline,
+    family: Any,
+    request: ImageRequest,
+    preset: Preset,
+    *,
+    on_progress: ProgressFn | None,
+    cancel_check: CancelCheck | None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Generate; returns the (H, W, 3) uint8 image and the effective settings of the call."""
+    import torch
+
+    pipe, kwargs = family.image_call(loaded.pipe, request)
+    steps = preset.steps if request.steps is None else request.steps
+    guidance = preset.guidance_scale if request.guidance_scale is None else request.guidance_scale
+    negative = preset.negative_prompt if request.negative_prompt is None else request.negative_prompt
+    strength = kwargs.get("strength")
+    # Image-to-image runs only the last `strength` share of the schedule (as diffusers does).
+    denoised = max(int(steps * strength), 1) if strength is not None else steps
+    callback = _ImageStepCallback(denoised, on_progress, cancel_check)
+    check_cancelled(cancel_check)
+    started = time.perf_counter()
+    output = pipe(
+        prompt=request.prompt,
+        negative_prompt=negative or None,
+        height=request.height,
+        width=request.width,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        generator=torch.Generator("cpu").manual_seed(request.seed),
+        output_type="np",
+        max_sequence_length=MAX_SEQUENCE_LENGTH,
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=[],
+        **kwargs,
+    )
+    call_s = time.perf_counter() - started
+    image = (np.clip(output.images[0], 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    if image.shape != (request.height, request.width, 3):
+        raise HeadlessWanError(
+            f"pipeline returned an image shaped {image.shape}, expected {(request.height, request.width, 3)}"
+        )
+    settings = {
+        "model": request.model,
+        "preset": preset.name,
+        "family": preset.family,
+        "pipeline_class": type(pipe).__name__,
+        "weights": preset.weights,
+        "device": loaded.spec.device,
+        "dtype": loaded.spec.compute_dtype,
+        "memory_profile": loaded.profile.name,
+        "width": request.width,
+        "height": request.height,
+        "seed": request.seed,
+        "prompt": request.prompt,
+        "negative_prompt": negative,
+        "steps": steps,
+        "denoising_steps": callback.steps_done,
+        "guidance_scale": guidance,
+        "input_image": request.image is not None,
+        "strength": strength,
+        "call_s": call_s,
+    }
+    return image, settings
