@@ -1,0 +1,134 @@
+"""Image task types on the image families (`engine/families/zimage.py`).
+
+- `z_image_turbo`: prompt → `<task_id>.png` (or `.jpg` with `output_format: "jpeg"`) + sidecar.
+- `z_image_turbo_i2i`: input image (`image` / `image_url`) + prompt + `strength` → the same.
+
+Sizes: text-to-image takes `resolution` "WxH", floored to multiples of 16. Image-to-image keeps the
+input's aspect ratio at the model's pixel budget (`max_pixels` of the preset: about 1 MP for
+Z-Image Turbo), each side floored to a multiple of 16; an explicit `resolution` wins. The input is
+refused past `input_max_pixels` from its header, before decoding. Everything that needs no model
+(size, strength, model name, LoRAs) is checked before the input is downloaded.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Any, ClassVar
+
+from headless_wan.domain.image_params import ImageTaskParams, ImageToImageParams
+from headless_wan.domain.tasks import TaskResult
+from headless_wan.engine import Engine, LoraSpec
+from headless_wan.engine.image_request import SIZE_MULTIPLE, ImageRequest
+from headless_wan.errors import InvalidTaskParams
+from headless_wan.handlers.base import Handler, TaskContext
+from headless_wan.handlers.sidecar import write_sidecar
+from headless_wan.media import fetch as media_fetch
+from headless_wan.media import video_io
+
+DEFAULT_RESOLUTION = (1024, 1024)
+
+
+class TextToImageHandler:
+    """`z_image_turbo`. Raises InvalidTaskParams (size, model, strength, LoRAs), InputUnavailable
+    (downloads), TaskCancelled, EngineOOM, MediaError. Safe to re-run (deterministic file names)."""
+
+    task_type: ClassVar[str] = "z_image_turbo"
+    params_model: ClassVar[type[ImageTaskParams]] = ImageTaskParams
+
+    def __init__(self, engine: Engine, *, allow_local_inputs: bool | None = None) -> None:
+        self._engine = engine
+        config = engine.config
+        self._allow_local = config.allow_local_inputs if allow_local_inputs is None else allow_local_inputs
+
+    def run(self, ctx: TaskContext, params: ImageTaskParams) -> TaskResult:
+        started = time.perf_counter()
+        request = self._request(params, params.size() or DEFAULT_RESOLUTION)
+        self._engine.validate_image(request)
+        return self._generate(ctx, params, request, started)
+
+    def _request(self, params: ImageTaskParams, size: tuple[int, int], **extra: Any) -> ImageRequest:
+        width, height = (max(value // SIZE_MULTIPLE * SIZE_MULTIPLE, SIZE_MULTIPLE) for value in size)
+        seed = params.seed if params.seed >= 0 else random.SystemRandom().randrange(2**31)
+        return ImageRequest(
+            model=self._engine.requested_model(params.model, task_type=self.task_type),
+            prompt=params.prompt,
+            negative_prompt=params.negative_prompt,
+            width=width,
+            height=height,
+            seed=seed,
+            steps=params.steps,
+            guidance_scale=params.guidance_scale,
+            loras=tuple(LoraSpec(source, "1.0") for source in params.lora_sources()),
+            **extra,
+        )
+
+    def _generate(
+        self, ctx: TaskContext, params: ImageTaskParams, request: ImageRequest, started: float
+    ) -> TaskResult:
+        ctx.cancel.check()
+        self._engine.prepare_image(request, on_progress=ctx.progress.report)
+        ctx.mark_started(params.model or request.model)  # billing starts after the load
+        ctx.cancel.check()
+        result = self._engine.generate_image(
+            request, on_progress=ctx.progress.report, cancel_check=ctx.cancel.check
+        )
+        ctx.cancel.check()
+        ctx.progress.report("encoding", 0, 1)
+        stem = media_fetch.safe_filename(ctx.task.id, default="task")
+        output = video_io.save_image(result.frames[0], ctx.workdir / f"{stem}{params.suffix}")
+        ctx.progress.report("encoding", 1, 1)
+        metrics = {**result.metrics, "task_s": time.perf_counter() - started}
+        write_sidecar(ctx, output, result, task_model=request.model, extra={"timings": metrics})
+        return TaskResult(output=output, metrics=metrics)
+
+
+class ImageToImageHandler(TextToImageHandler):
+    """`z_image_turbo_i2i`: same errors as `TextToImageHandler`, plus unreadable or huge inputs."""
+
+    task_type: ClassVar[str] = "z_image_turbo_i2i"
+    params_model: ClassVar[type[ImageTaskParams]] = ImageToImageParams
+
+    def run(self, ctx: TaskContext, params: ImageToImageParams) -> TaskResult:  # type: ignore[override]
+        from PIL import Image
+
+        started = time.perf_counter()
+        placeholder = Image.new("RGB", (SIZE_MULTIPLE, SIZE_MULTIPLE))
+        size = params.size() or (SIZE_MULTIPLE, SIZE_MULTIPLE)
+        self._engine.validate_image(self._request(params, size, image=placeholder, strength=params.strength))
+        ctx.progress.report("fetching_inputs", 0, 1)
+        config = self._engine.config
+        path = media_fetch.fetch(
+            params.image, ctx.workdir / "inputs", max_mb=config.input_max_mb,
+            timeout_s=config.input_timeout_s, allow_local=self._allow_local,
+        )  # fmt: skip
+        image = video_io.load_image(path, config.input_max_pixels)
+        ctx.progress.report("fetching_inputs", 1, 1)
+        size = params.size() or fit_pixel_budget(image.size, self._pixel_budget(params))
+        request = self._request(params, size, image=image, strength=params.strength)
+        self._engine.validate_image(request)
+        return self._generate(ctx, params, request, started)
+
+    def _pixel_budget(self, params: ImageTaskParams) -> int:
+        model = self._engine.requested_model(params.model, task_type=self.task_type)
+        return min(self._engine.preset(model).max_pixels, self._engine.presets.resolve(model).max_pixels)
+
+
+def fit_pixel_budget(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """`size`'s aspect ratio scaled (up or down) to at most `max_pixels`, sides multiples of 16."""
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise InvalidTaskParams(f"image: has no pixels ({width}x{height})")
+    scale = math.sqrt(max_pixels / (width * height))
+    return tuple(  # type: ignore[return-value]
+        max(int(value * scale) // SIZE_MULTIPLE * SIZE_MULTIPLE, SIZE_MULTIPLE) for value in (width, height)
+    )
+
+
+def image_handlers(engine: Engine, *, allow_local_inputs: bool | None = None) -> list[Handler]:
+    """The image task types, sharing `engine` (and so the one warm pipeline) with the video ones."""
+    return [
+        cls(engine, allow_local_inputs=allow_local_inputs)
+        for cls in (TextToImageHandler, ImageToImageHandler)
+    ]
