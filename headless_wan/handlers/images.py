@@ -121,9 +121,14 @@ def fit_pixel_budget(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
     if width <= 0 or height <= 0:
         raise InvalidTaskParams(f"image: has no pixels ({width}x{height})")
     scale = math.sqrt(max_pixels / (width * height))
-    return tuple(  # type: ignore[return-value]
-        max(int(value * scale) // SIZE_MULTIPLE * SIZE_MULTIPLE, SIZE_MULTIPLE) for value in (width, height)
+    out_w, out_h = (
+        max(int(v * scale) // SIZE_MULTIPLE * SIZE_MULTIPLE, SIZE_MULTIPLE) for v in (width, height)
     )
+    # A very thin input has its short side raised to one block; shrink the long side to stay in budget.
+    longest = max_pixels // SIZE_MULTIPLE // SIZE_MULTIPLE * SIZE_MULTIPLE
+    if out_w * out_h > max_pixels:
+        out_w, out_h = (longest, SIZE_MULTIPLE) if out_w > out_h else (SIZE_MULTIPLE, longest)
+    return out_w, out_h
 
 
 def image_handlers(engine: Engine, *, allow_local_inputs: bool | None = None) -> list[Handler]:

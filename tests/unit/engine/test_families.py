@@ -28,6 +28,7 @@ def test_families_name_their_pipeline_classes() -> None:
     assert {name: f.pipeline_class for name, f in FAMILIES.items()} == {
         "vace": "WanVACEPipeline",
         "i2v": "WanImageToVideoPipeline",
+        "zimage": "ZImagePipeline",
     }
     with pytest.raises(ConfigError, match="unknown pipeline family 'ltx'"):
         get_family("ltx")
