@@ -52,9 +52,9 @@ def run_image(
     """Generate; returns the (H, W, 3) uint8 image and the effective settings of the call."""
     import torch
 
-    pipe, kwargs = family.image_call(loaded.pipe, request)
     steps = preset.steps if request.steps is None else request.steps
     guidance = preset.guidance_scale if request.guidance_scale is None else request.guidance_scale
+    pipe, kwargs = family.image_call(loaded.pipe, request, guidance)
     negative = preset.negative_prompt if request.negative_prompt is None else request.negative_prompt
     strength = kwargs.get("strength")
     # Image-to-image runs only the last `strength` share of the schedule (as diffusers does).
@@ -68,7 +68,6 @@ def run_image(
         height=request.height,
         width=request.width,
         num_inference_steps=steps,
-        guidance_scale=guidance,
         generator=torch.Generator("cpu").manual_seed(request.seed),
         output_type="np",
         max_sequence_length=MAX_SEQUENCE_LENGTH,

@@ -1,4 +1,4 @@
-"""Tiny random-weight image pipelines (Z-Image), built in code with no hub access.
+"""Tiny random-weight image pipelines (Z-Image, Qwen image), built in code with no hub access.
 
 They are the real diffusers classes (`ZImagePipeline`, and `ZImageImg2ImgPipeline` over the same
 components) with toy-sized parts: a 2-layer Qwen3 text encoder over a word-level vocabulary with a
@@ -112,6 +112,96 @@ def build_zimage_pipeline(seed: int = 0, *, flow_shift: float = 3.0) -> Any:
         text_encoder=_qwen3_encoder(len(tokenizer), seed),
         tokenizer=tokenizer,
         transformer=_zimage_transformer(seed),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+_QWEN_SPECIAL = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+)
+
+
+def build_byte_tokenizer() -> Any:
+    """A byte-level BPE tokenizer with no merges (one token per byte) plus Qwen's special tokens.
+
+    The Qwen image pipelines drop a fixed number of template tokens (34) from the front of every
+    prompt's hidden states; with one token per byte the template is far longer than that, so the
+    prompt's own tokens survive as they do with the real vocabulary."""
+    from tokenizers import Tokenizer, decoders, models
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {char: index for index, char in enumerate(sorted(ByteLevel.alphabet()))}
+    for token in _QWEN_SPECIAL:
+        vocab[token] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<|endoftext|>", additional_special_tokens=list(_QWEN_SPECIAL[1:])
+    )
+
+
+def _qwen_vl_encoder(tokenizer: Any, seed: int) -> Any:
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    torch.manual_seed(seed)
+    ids = tokenizer.convert_tokens_to_ids
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer), "hidden_size": TEXT_WIDTH, "intermediate_size": 32,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+            "max_position_embeddings": 4096, "bos_token_id": None, "eos_token_id": ids("<|im_end|>"),
+            # Multimodal RoPE splits each head's 8 rotary pairs over (time, row, column).
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [1, 1, 2]},
+        },
+        vision_config={
+            "depth": 1, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2, "out_hidden_size": TEXT_WIDTH,
+            "fullatt_block_indexes": [0], "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+        },
+        image_token_id=ids("<|image_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )  # fmt: skip
+    return Qwen2_5_VLForConditionalGeneration(config).eval()
+
+
+def build_qwen_image_pipeline(seed: int = 0, *, flow_shift: float = 3.0) -> Any:
+    """The tiny `QwenImagePipeline` (float32, CPU): a 2-layer Qwen2.5-VL text encoder, the Wan-style
+    `AutoencoderKLQwenImage` (8x, 16 channels) and a 2-layer `QwenImageTransformer2DModel`."""
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
+
+    tokenizer = build_byte_tokenizer()
+    text_encoder = _qwen_vl_encoder(tokenizer, seed)
+    torch.manual_seed(seed)
+    vae = AutoencoderKLQwenImage(
+        base_dim=4, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    ).eval()
+    torch.manual_seed(seed)
+    # in_channels 64 = 16 latent channels x the 2x2 patch packing; head dim 16 = sum(axes_dims_rope).
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2, in_channels=64, out_channels=16, num_layers=2, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=TEXT_WIDTH, axes_dims_rope=(4, 6, 6),
+    ).eval()  # fmt: skip
+    pipe = QwenImagePipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=flow_shift),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -2,8 +2,10 @@
 
 - `z_image_turbo`: prompt → `<task_id>.png` (or `.jpg` with `output_format: "jpeg"`) + sidecar.
 - `z_image_turbo_i2i`: input image (`image` / `image_url`) + prompt + `strength` → the same.
+- `qwen_image`, `qwen_image_2512`: Qwen-Image text-to-image → the same.
 
-Sizes: text-to-image takes `resolution` "WxH", floored to multiples of 16. Image-to-image keeps the
+Sizes: text-to-image takes `resolution` "WxH" (default 1024x1024), scaled down to the model's pixel
+budget when larger (aspect kept, as the predecessor capped them), floored to multiples of 16. Image-to-image keeps the
 input's aspect ratio at the model's pixel budget (`max_pixels` of the preset: about 1 MP for
 Z-Image Turbo), each side floored to a multiple of 16; an explicit `resolution` wins. The input is
 refused past `input_max_pixels` from its header, before decoding. Everything that needs no model
@@ -44,7 +46,11 @@ class TextToImageHandler:
 
     def run(self, ctx: TaskContext, params: ImageTaskParams) -> TaskResult:
         started = time.perf_counter()
-        request = self._request(params, params.size() or DEFAULT_RESOLUTION)
+        size = params.size() or DEFAULT_RESOLUTION
+        budget = self._pixel_budget(params)
+        if size[0] * size[1] > budget:  # as the predecessor did: scale down to the model's cap, aspect kept
+            size = fit_pixel_budget(size, budget)
+        request = self._request(params, size)
         self._engine.validate_image(request)
         return self._generate(ctx, params, request, started)
 
@@ -63,6 +69,10 @@ class TextToImageHandler:
             loras=tuple(LoraSpec(source, "1.0") for source in params.lora_sources()),
             **extra,
         )
+
+    def _pixel_budget(self, params: ImageTaskParams) -> int:
+        model = self._engine.requested_model(params.model, task_type=self.task_type)
+        return min(self._engine.preset(model).max_pixels, self._engine.presets.resolve(model).max_pixels)
 
     def _generate(
         self, ctx: TaskContext, params: ImageTaskParams, request: ImageRequest, started: float
@@ -110,9 +120,15 @@ class ImageToImageHandler(TextToImageHandler):
         self._engine.validate_image(request)
         return self._generate(ctx, params, request, started)
 
-    def _pixel_budget(self, params: ImageTaskParams) -> int:
-        model = self._engine.requested_model(params.model, task_type=self.task_type)
-        return min(self._engine.preset(model).max_pixels, self._engine.presets.resolve(model).max_pixels)
+
+class QwenImageHandler(TextToImageHandler):
+    """`qwen_image`: Qwen-Image text-to-image (same inputs and errors as `z_image_turbo`)."""
+
+    task_type: ClassVar[str] = "qwen_image"
+
+
+class QwenImage2512Handler(TextToImageHandler):
+    task_type: ClassVar[str] = "qwen_image_2512"
 
 
 def fit_pixel_budget(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:

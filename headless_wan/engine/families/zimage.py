@@ -41,10 +41,10 @@ class ZImageFamily:
     def check_image(self, request: ImageRequest, preset: Preset) -> None:
         """Nothing beyond the generic image rules: Z-Image takes a prompt and optionally one image."""
 
-    def image_call(self, pipe: Any, request: ImageRequest) -> tuple[Any, dict[str, Any]]:
-        """The pipeline to call for `request` and its conditioning arguments."""
+    def image_call(self, pipe: Any, request: ImageRequest, guidance: float) -> tuple[Any, dict[str, Any]]:
+        """The pipeline to call for `request` and its conditioning arguments (with the guidance)."""
         if request.image is None:
-            return pipe, {}
+            return pipe, {"guidance_scale": guidance}
         from diffusers import ZImageImg2ImgPipeline
 
         img2img = ZImageImg2ImgPipeline(**pipe.components)

@@ -29,6 +29,7 @@ def test_families_name_their_pipeline_classes() -> None:
         "vace": "WanVACEPipeline",
         "i2v": "WanImageToVideoPipeline",
         "zimage": "ZImagePipeline",
+        "qwen": "QwenImagePipeline",
     }
     with pytest.raises(ConfigError, match="unknown pipeline family 'ltx'"):
         get_family("ltx")

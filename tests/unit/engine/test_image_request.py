@@ -33,6 +33,21 @@ def test_a_valid_request_resolves_the_apps_model_name_onto_the_tiny_image_model(
 
 
 @pytest.mark.parametrize(
+    ("model", "preset", "tiny"),
+    [("qwen-image", "qwen-image", "tiny-qwen-image"), ("qwen_image_2512", "qwen-image-2512", "tiny-qwen-image"),
+     ("z_image_turbo", "z-image-turbo", "tiny-zimage")],
+)  # fmt: skip
+def test_the_apps_image_model_names_map_onto_presets(model: str, preset: str, tiny: str) -> None:
+    assert Engine(EngineConfig()).validate_image(request(model=model)).name == preset
+    assert Engine(EngineConfig(model_override="tiny")).validate_image(request(model=model)).name == tiny
+
+
+def test_the_qwen_text_to_image_model_refuses_an_input_image(engine: Engine) -> None:
+    with pytest.raises(InvalidTaskParams, match="image: qwen-image is a text-to-image model"):
+        engine.validate_image(request(model="qwen-image", image=PICTURE))
+
+
+@pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"strength": 1.5, "image": PICTURE}, r"strength: must be a number in \(0, 1\] \(got 1.5\)"),
