@@ -151,5 +151,5 @@ def image_handlers(engine: Engine, *, allow_local_inputs: bool | None = None) ->
     """The image task types, sharing `engine` (and so the one warm pipeline) with the video ones."""
     return [
         cls(engine, allow_local_inputs=allow_local_inputs)
-        for cls in (TextToImageHandler, ImageToImageHandler)
+        for cls in (TextToImageHandler, ImageToImageHandler, QwenImageHandler, QwenImage2512Handler)
     ]

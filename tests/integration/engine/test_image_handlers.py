@@ -51,6 +51,15 @@ def test_text_to_image_writes_a_png_and_its_sidecar_after_billing_starts(handler
     assert stages.index("mark_started") < stages.index("denoising")
 
 
+def test_qwen_image_caps_a_size_over_the_models_budget(handlers, tmp_path: Path) -> None:
+    payload = {"model": "qwen-image", "prompt": "a city at night", "resolution": "1600x900", "steps": 2}
+    result, _ = run(handlers, tmp_path, "qwen_image", payload)
+    with Image.open(result.output) as png:
+        assert png.size == (160, 96)  # 16:9 scaled into tiny-qwen-image's 16384 pixels, multiples of 16
+    sidecar = json.loads(result.output.with_name("img-1.settings.json").read_text())
+    assert (sidecar["preset"], sidecar["pipeline_class"]) == ("tiny-qwen-image", "QwenImagePipeline")
+
+
 def test_image_to_image_keeps_the_aspect_and_writes_the_requested_format(handlers, tmp_path: Path) -> None:
     source = tmp_path / "in.png"
     Image.new("RGB", (200, 100), (200, 30, 30)).save(source)

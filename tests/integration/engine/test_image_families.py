@@ -1,4 +1,4 @@
-"""The Z-Image family on its tiny offline model: the real `ZImagePipeline` and
+"""The image families on their tiny offline models: the real `ZImagePipeline`, `QwenImagePipeline` and
 `ZImageImg2ImgPipeline`, sizes, input images reaching the pipeline, and the warm cache shared with
 the video models (switching family releases the other)."""
 
@@ -93,3 +93,21 @@ def test_switching_between_video_and_image_families_releases_the_other(make_engi
     assert engine._cache.key.family == "zimage" and engine.load_count == 2
     engine.generate(tiny_request(num_frames=5))
     assert engine._cache.key.family == "vace" and engine.load_count == 3
+
+
+def test_qwen_text_to_image_runs_true_cfg_with_the_negative_prompt(make_engine) -> None:
+    engine = make_engine()
+    request = image_request(model="tiny-qwen-image", negative_prompt="blurry")
+    first = engine.generate_image(request)
+    assert first.frames.shape == (1, 48, 64, 3)
+    assert (first.settings["family"], first.settings["pipeline_class"]) == ("qwen", "QwenImagePipeline")
+    assert np.array_equal(engine.generate_image(request).frames, first.frames)
+    # With CFG the negative prompt is a second pass: another negative prompt changes the image.
+    other = engine.generate_image(
+        image_request(model="tiny-qwen-image", negative_prompt="noise over the city")
+    )
+    assert not np.array_equal(other.frames, first.frames)
+    no_cfg = engine.generate_image(
+        image_request(model="tiny-qwen-image", negative_prompt="blurry", guidance_scale=1.0)
+    )
+    assert not np.array_equal(no_cfg.frames, first.frames)
