@@ -1,4 +1,4 @@
-"""The app's Z-Image task types (batch text-to-image, image-to-image) with the tiny image model,
+"""The app's image task types (Z-Image text-to-image and image-to-image, Qwen-Image) on the tiny models,
 through a worker process on the Reigh backend, in both generations of its edge functions."""
 
 from __future__ import annotations
@@ -28,12 +28,16 @@ def test_z_image_tasks_over_http(site: Site) -> None:
         {"image_url": server.public_url(path), "prompt": "the sea", "strength": 0.6, "num_inference_steps": 4,
          "output_format": "png", "image_size": "auto", "seed": 9, "acceleration": "high"},
     )  # fmt: skip
+    qwen = server.submit(
+        "qwen_image",
+        {"model": "qwen-image", "prompt": "a city at night", "resolution": "1024x576", "seed": 3, "steps": 2},
+    )
     bad = server.submit("z_image_turbo_i2i", {"image_url": server.public_url(path), "strength": 1.5})
 
     worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny")
     assert worker.wait(timeout_s=240) == 0, worker.output()
 
-    for task_id, size in ((t2i, (80, 48)), (i2i, (128, 128))):
+    for task_id, size in ((t2i, (80, 48)), (i2i, (128, 128)), (qwen, (160, 96))):
         row = server.task(task_id)
         assert row["status"] == "Complete", row["error_message"]
         assert server.generations(task_id) == 1
