@@ -270,7 +270,7 @@ class Engine:
         try:
             hit = self._cache.get(spec, load)
         except Exception as exc:
-            translated = _translated_image(exc, request, profile.name)
+            translated = imaging.translated_error(exc, request, profile.name)
             if translated is exc:
                 raise
             raise translated from exc
@@ -296,16 +296,11 @@ class Engine:
             )  # fmt: skip
         except Exception as exc:
             _cleanup_after_failure(prepared.loaded)
-            translated = _translated_image(exc, request, prepared.profile.name)
+            translated = imaging.translated_error(exc, request, prepared.profile.name)
             if translated is exc:
                 raise
             raise translated from exc
-        metrics = {
-            "load_s": prepared.load_s,
-            "model_reused": float(prepared.reused),
-            "denoise_s": float(settings.pop("call_s")),
-            "generate_s": time.perf_counter() - started,
-        }
+        metrics = imaging.image_metrics(prepared.load_s, prepared.reused, settings.pop("call_s"), started)
         return GenerationResult(frames=image[None], settings=settings, metrics=metrics)
 
     def close(self) -> None:
@@ -346,15 +341,6 @@ def _translated(exc: Exception, request: GenerationRequest, profile: str) -> Exc
         return exc
     translated = classify_device_error(
         exc, width=request.width, height=request.height, num_frames=request.num_frames, profile=profile
-    )
-    return translated or exc
-
-
-def _translated_image(exc: Exception, request: ImageRequest, profile: str) -> Exception:
-    if isinstance(exc, HeadlessWanError):
-        return exc
-    translated = classify_device_error(
-        exc, width=request.width, height=request.height, num_frames=1, profile=profile
     )
     return translated or exc
 

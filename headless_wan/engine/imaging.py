@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from headless_wan.engine.callbacks import CancelCheck, ProgressFn, check_cancelled
+from headless_wan.engine.device import classify_device_error
 from headless_wan.engine.image_request import ImageRequest
 from headless_wan.engine.loading import LoadedPipeline
 from headless_wan.engine.presets import Preset
@@ -103,3 +104,22 @@ def run_image(
         "call_s": call_s,
     }
     return image, settings
+
+
+def image_metrics(load_s: float, reused: bool, call_s: float, started: float) -> dict[str, float]:
+    return {
+        "load_s": load_s,
+        "model_reused": float(reused),
+        "denoise_s": float(call_s),
+        "generate_s": time.perf_counter() - started,
+    }
+
+
+def translated_error(exc: Exception, request: ImageRequest, profile: str) -> Exception:
+    """Device errors (out of memory, lost context) as the engine's errors; others unchanged."""
+    if isinstance(exc, HeadlessWanError):
+        return exc
+    translated = classify_device_error(
+        exc, width=request.width, height=request.height, num_frames=1, profile=profile
+    )
+    return translated or exc
