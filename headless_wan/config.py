@@ -16,6 +16,8 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 QueueBackend = Literal["sqlite", "reigh", "postgres"]
+# Tasks with no GPU work get short limits, so a hung download or planner does not hold a worker.
+DEFAULT_TASK_TIMEOUTS = {"travel_orchestrator": 600.0, "image-generation": 1800.0, "wan_2_2_t2i": 1800.0}
 
 
 def _env(name: str) -> AliasChoices:
@@ -181,6 +183,29 @@ class Settings(BaseSettings):
     )
     progress_interval_s: float = Field(
         2.0, gt=0, description="At most one progress log line per task this often."
+    )
+    executor: bool = Field(
+        True,
+        description="Run handlers in a child executor process the worker can kill and replace "
+        "(false: in the worker process, without the stall/timeout watchdog).",
+    )
+    task_stall_s: float = Field(
+        900.0,
+        ge=0,
+        description="Kill the executor when a task sends no progress event for this long (0 = never).",
+    )
+    task_timeout_s: float = Field(
+        7200.0, ge=0, description="Kill the executor when a task runs longer than this (0 = no limit)."
+    )
+    task_timeouts: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TASK_TIMEOUTS),
+        description='Per task type time limits overriding task_timeout_s, JSON {"travel_orchestrator": 600}.',
+    )
+    finish_budget_s: float = Field(
+        300.0,
+        gt=0,
+        description="Total time publishing a result and writing its status may take, retries included; "
+        "past it the outputs stay on disk and the task is finished later from its manifest.",
     )
     handler_plugins: tuple[str, ...] = Field(
         (),
