@@ -159,7 +159,7 @@ def test_a_stalled_task_is_killed_once_then_failed(queue: InMemoryQueue, tmp_pat
 def test_a_task_past_its_type_timeout_is_killed(queue: InMemoryQueue, tmp_path: Path) -> None:
     runner = executor(stall_s=0, timeouts={"hang": 0.5})  # type: ignore[arg-type]
     try:
-        with pytest.raises(ExecutorLost, match="timed out after 0.5 s") as lost:
+        with pytest.raises(ExecutorLost, match=r"timed out after 0\.5 s") as lost:
             runner.run(request(queue, claim(queue, "hang", {}), tmp_path)[0])
         assert lost.value.kind == "timed_out"
     finally:
