@@ -40,6 +40,8 @@ def decide(exc: BaseException, task_type: str) -> Decision:
         if exc.kind == "timed_out" or exc.repeated:
             return Decision(Action.FAIL, _short(str(exc)))
         return Decision(Action.RELEASE, _short(f"{exc}; released to run once more"))
+    if isinstance(exc, MemoryError):  # host RAM (RLIMIT_AS, cgroup); GPU memory is EngineOOM
+        return Decision(Action.FAIL, f"The {task_type} handler ran out of host memory (MemoryError)")
     if isinstance(exc, TaskCancelled):
         if exc.reason == "shutdown":
             return Decision(Action.RELEASE, "worker shut down before the task finished")
