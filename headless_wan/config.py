@@ -143,13 +143,14 @@ class Settings(BaseSettings):
     s3_public_base_url: str | None = Field(
         None,
         description="Public URL of the bucket (or its CDN); outputs are recorded as <this>/<key>. "
-        "Unset = presigned URLs valid s3_url_expiry_s.",
+        "Recommended: unset = presigned URLs, which stop working after s3_url_expiry_s.",
     )
     s3_url_expiry_s: int = Field(
         7 * 24 * 3600,
         ge=1,
         le=7 * 24 * 3600,
-        description="Lifetime of presigned output URLs (7 days at most).",
+        description="Lifetime of presigned output URLs (7 days at most); a task's recorded "
+        "output_location is dead after it. Logs show them without the signature.",
     )
 
     # --- worker ----------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from headless_wan.domain.tasks import ClaimedTask, TaskResult
 from headless_wan.domain.workers import WorkerStatus
@@ -25,7 +24,7 @@ from headless_wan.logging import ContextAdapter, task_scope
 from headless_wan.queue.base import QueueClient
 from headless_wan.worker.context import QueueChildTasks
 from headless_wan.worker.dispatch import HandlerRegistry
-from headless_wan.worker.finishing import Deferred, persisting, read_manifest, write_manifest
+from headless_wan.worker.finishing import Finisher, read_manifest, write_manifest
 from headless_wan.worker.health import NullEvents, WorkerEvents, WorkerState
 from headless_wan.worker.heartbeat import Heartbeat
 from headless_wan.worker.progress import ProgressReporter
@@ -91,7 +90,9 @@ class Worker:
         self._current: _Current | None = None
         self._queue_down = False
         self._loaded_model: str | None = None
-        self._deferred: list[Deferred] = []
+        self.finisher = Finisher(
+            queue, self.events, options.worker_id, options.finish_budget_s, on_error=self._handle_error
+        )
         self._log = ContextAdapter(logger, {"worker_id": options.worker_id})
 
     # --- control ---------------------------------------------------------------------------
@@ -162,7 +163,7 @@ class Worker:
     def _serve(self) -> None:
         delay = self.options.poll_min_s
         while not self._stop.is_set():
-            self._retry_deferred()
+            self.finisher.retry_deferred()
             claim = self._try_claim()
             if claim is None:
                 if self.options.drain and not self._queue_down:
@@ -230,7 +231,7 @@ class Worker:
             raise
         else:
             progress.close()
-            self._finish(claim, result, workdir, log, started)
+            self.finisher.finish(claim, result, workdir, log, started)
             return True
         finally:
             self.heartbeat.unwatch()
@@ -278,78 +279,6 @@ class Worker:
         except TransientError as exc:  # best effort; the task goes on
             log.warning("could not mark task started: %s", exc, extra={"action": "mark_started_failed"})
 
-    def _finish(
-        self,
-        claim: ClaimedTask,
-        result: TaskResult,
-        workdir: Path,
-        log: logging.LoggerAdapter[logging.Logger],
-        started: float,
-    ) -> None:
-        try:
-            self._record_result(claim, result, log, self._persist)
-        except TransientError as exc:
-            # Out of budget: keep the outputs and the manifest; retried between claims, and the next
-            # claim of this task finishes from the manifest.
-            log.error(
-                "could not record the result within %g s (%s); outputs kept in %s",
-                self.options.finish_budget_s,
-                exc,
-                workdir,
-                extra={"action": "finish_deferred"},
-            )
-            self._deferred.append(Deferred(claim, result, workdir, started))
-            return
-        except ClaimLost as gone:  # requeued meanwhile: keep the outputs for our next claim of it
-            log.info("result not recorded: %s; outputs kept", gone, extra={"action": "claim_lost"})
-            self.events.task_finished(claim, "dropped", time.monotonic() - started)
-            return
-        except Exception as exc:
-            self._handle_error(claim, exc, workdir, log, started)
-            return
-        self._finished(claim, result, workdir, started)
-
-    def _record_result(
-        self,
-        claim: ClaimedTask,
-        result: TaskResult,
-        log: logging.LoggerAdapter[logging.Logger],
-        persist: Callable[[F], F],
-    ) -> None:
-        if result.waiting:
-            persist(self.queue.mark_waiting)(claim, result.message or "Waiting for child tasks")
-            log.info("waiting for child tasks", extra={"action": "task_waiting"})
-            return
-        size = _size_of(result.output, result.thumbnail)  # before a backend moves the files
-        task = persist(self.queue.complete)(claim, result)
-        log.info("complete: %s", _loggable(task.output_location), extra={"action": "task_succeeded"})
-        self.events.output_published(claim, size)
-
-    def _finished(self, claim: ClaimedTask, result: TaskResult, workdir: Path, started: float) -> None:
-        self.events.task_finished(
-            claim, "waiting" if result.waiting else "complete", time.monotonic() - started
-        )
-        # Only now, with completion acknowledged, may local files go.
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    def _retry_deferred(self) -> None:
-        """One more try for each result that could not be recorded (Reigh has no leases: without
-        this the task would stay In Progress until a restart)."""
-        for deferred in list(self._deferred):
-            claim = deferred.claim
-            log = ContextAdapter(logger, {"worker_id": self.options.worker_id, "task_id": claim.id})
-            try:
-                self._record_result(claim, deferred.result, log, lambda write: write)
-            except TransientError:
-                continue
-            except ClaimLost:  # requeued: our next claim of it finishes from the manifest
-                pass
-            except Exception as exc:
-                log.error("could not record the result: %s", exc, extra={"action": "status_write_failed"})
-            else:
-                self._finished(claim, deferred.result, deferred.workdir, deferred.started)
-            self._deferred.remove(deferred)
-
     def _handle_error(
         self,
         claim: ClaimedTask,
@@ -390,7 +319,7 @@ class Worker:
         return True
 
     def _persist(self, write: F) -> F:
-        return persisting(write, self.events.status_write_retried, self.options.finish_budget_s)
+        return self.finisher.persist(write)
 
     def _enforce_shutdown(self, current: _Current, grace_s: float) -> None:
         """Give the running task `grace_s` to finish, then cancel it; if it ignores the cancel,
@@ -426,24 +355,5 @@ def _safe_dirname(task_id: str) -> str:
     return _UNSAFE_DIR.sub("_", task_id).strip("._") or "task"
 
 
-def _loggable(location: str | None) -> str | None:
-    """A location fit for the log: a presigned URL's query (its signature) is cut off."""
-    if location and location.startswith(("http://", "https://")) and "?" in location:
-        parts = urlsplit(location)
-        return f"{parts.scheme}://{parts.netloc}{parts.path}?…"
-    return location
-
-
 def _is_unexpected(exc: BaseException) -> bool:
     return not isinstance(exc, HeadlessWanError)
-
-
-def _size_of(*paths: Path | None) -> int:
-    """Bytes handed to the queue to publish (read before the workdir goes)."""
-    total = 0
-    for path in paths:
-        try:
-            total += path.stat().st_size if path is not None else 0
-        except OSError:  # a backend that moved the file away: nothing to count
-            pass
-    return total

@@ -12,7 +12,7 @@ from headless_wan.domain.tasks import ClaimedTask, TaskResult, TaskStatus
 from headless_wan.errors import QueueUnavailable
 from headless_wan.queue.memory import InMemoryQueue
 from headless_wan.storage.local import LocalStorage
-from headless_wan.worker.finishing import MANIFEST, read_manifest
+from headless_wan.worker.finishing import MANIFEST, loggable, read_manifest
 from headless_wan.worker.loop import EXIT_OK, Worker
 from tests.helpers import wait_for
 from tests.unit.worker.test_worker_loop import make_worker, row, start, submit
@@ -85,7 +85,7 @@ def test_a_deferred_result_is_recorded_once_the_queue_is_back(
     queue.down.set()
     worker = make_worker(queue, tmp_path, finish_budget_s=0.2, drain=False, poll_max_s=0.05)
     start(worker, background)
-    wait_for(lambda: worker._deferred, what="the completion to be deferred")
+    wait_for(lambda: worker.finisher.deferred, what="the completion to be deferred")
     queue.down.clear()
     wait_for(lambda: row(queue, task_id).status is TaskStatus.COMPLETE, what="the deferred completion")
     worker.request_stop()
@@ -130,3 +130,11 @@ def test_run_closes_the_queue_it_opened(queue: FlakyQueue, tmp_path: Path) -> No
     submit(queue, "echo", {"message": "x"})
     make_worker(queue, tmp_path).run()
     assert queue.closes >= 1
+
+
+def test_a_presigned_output_url_is_logged_without_its_signature() -> None:
+    url = "https://bucket.s3.example/tasks/t1/out.mp4?X-Amz-Credential=AKIA123&X-Amz-Signature=abcdef"
+    shown = loggable(url)
+    assert shown == "https://bucket.s3.example/tasks/t1/out.mp4?…"
+    assert "Signature" not in (shown or "") and "AKIA" not in (shown or "")
+    assert loggable("/var/outputs/tasks/t1/out.mp4") == "/var/outputs/tasks/t1/out.mp4"
