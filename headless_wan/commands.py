@@ -46,7 +46,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             if metrics is not None:
                 metrics.state_changed(WorkerState.FAILED)
             return EXIT_SETUP_FAILED
-        probe = metrics.observe_vram(_vram_probe()) if metrics is not None else _vram_probe()
+        vram = runner.vram_usage if settings.executor else _vram_probe()  # the executor: CUDA is there
+        probe = metrics.observe_vram(vram) if metrics is not None else vram
         worker = build_worker(
             settings, queue, heartbeat_queue, runner, drain=args.drain, vram_probe=probe, events=metrics
         )

@@ -206,8 +206,10 @@ def build_executor(settings: Settings) -> Executor:
         timeout_s=settings.task_timeout_s,
         timeouts=dict(settings.task_timeouts),
     )
+    from headless_wan.engine import vram_usage  # runs in the child; importing it here is torch-free
+
     factory = functools.partial(executor_registry, settings)
-    return Executor(factory, limits, cancel_timeout_s=settings.cancel_timeout_s)
+    return Executor(factory, limits, cancel_timeout_s=settings.cancel_timeout_s, vram_probe=vram_usage)
 
 
 def executor_registry(settings: Settings) -> HandlerRegistry:

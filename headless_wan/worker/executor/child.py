@@ -18,6 +18,7 @@ import pickle
 import queue
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -43,6 +44,8 @@ from headless_wan.worker.executor.messages import (
 )
 
 RegistryFactory = Callable[[], HandlerRegistry]
+VramProbe = Callable[[], tuple[int, int]]
+VRAM_EVERY_S = 1.0
 logger = logging.getLogger("headless_wan.executor")
 _PR_SET_PDEATHSIG = 1
 _PLAIN = (str, int, float, bool, type(None))
@@ -51,7 +54,9 @@ _PLAIN = (str, int, float, bool, type(None))
 _PORTABLE = ("builtins", "headless_wan.errors")
 
 
-def child_main(conn: Any, factory: RegistryFactory, log_level: int, parent_pid: int) -> None:
+def child_main(
+    conn: Any, factory: RegistryFactory, log_level: int, parent_pid: int, vram_probe: VramProbe | None = None
+) -> None:
     """Entry point of the spawned process."""
     _die_with_parent(parent_pid)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -64,13 +69,14 @@ def child_main(conn: Any, factory: RegistryFactory, log_level: int, parent_pid: 
         channel.send(StartupFailed(f"{type(exc).__name__}: {exc}"))
         return
     channel.send(Ready(registry.task_types, os.getpid()))
-    _ChildServer(channel, registry).serve()
+    _ChildServer(channel, registry, vram_probe).serve()
 
 
 class _ChildServer:
-    def __init__(self, channel: Channel, registry: HandlerRegistry) -> None:
+    def __init__(self, channel: Channel, registry: HandlerRegistry, vram_probe: VramProbe | None) -> None:
         self._channel = channel
         self._registry = registry
+        self._vram_probe = vram_probe
         self._inbox: queue.Queue[RunTask | None] = queue.Queue()
         self._cancel: CancelToken | None = None
         self._ids = itertools.count(1)
@@ -110,7 +116,7 @@ class _ChildServer:
             task=claim.task,
             workdir=run.workdir,
             cancel=cancel,
-            progress=_RemoteProgress(self._channel),
+            progress=_RemoteProgress(self._channel, self._vram_probe),
             children=_RemoteChildren(self, claim),
             mark_started=lambda model=None: self._channel.send(Call(0, "mark_started", (model,))),
             log=log,
@@ -153,11 +159,23 @@ class _ChildServer:
 
 
 class _RemoteProgress:
-    def __init__(self, channel: Channel) -> None:
+    """Progress events to the parent, with the VRAM figures now and then (CUDA lives here only)."""
+
+    def __init__(self, channel: Channel, vram_probe: VramProbe | None) -> None:
         self._channel = channel
+        self._vram_probe = vram_probe
+        self._vram_at = float("-inf")
 
     def report(self, stage: str, step: int, total: int, message: str = "") -> None:
-        self._channel.send(ProgressMsg(stage, step, total, message))
+        vram = None
+        now = time.monotonic()
+        if self._vram_probe is not None and now - self._vram_at >= VRAM_EVERY_S:
+            self._vram_at = now
+            try:
+                vram = self._vram_probe()
+            except Exception:  # a figure for a dashboard; never worth failing the task over
+                vram = None
+        self._channel.send(ProgressMsg(stage, step, total, message, vram))
 
 
 class _RemoteChildren:

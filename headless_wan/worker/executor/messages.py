@@ -50,6 +50,7 @@ class ProgressMsg:
     step: int
     total: int
     message: str
+    vram_mb: tuple[int, int] | None = None  # (total, used), at most once a second: for heartbeats
 
 
 @dataclass(frozen=True)

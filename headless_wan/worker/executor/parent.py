@@ -21,7 +21,7 @@ from typing import Any
 
 from headless_wan.domain.tasks import ClaimedTask, TaskResult
 from headless_wan.errors import ConfigError, ExecutorLost, HeadlessWanError, TaskCancelled, WorkerFatal
-from headless_wan.worker.executor.child import RegistryFactory, child_main
+from headless_wan.worker.executor.child import RegistryFactory, VramProbe, child_main
 from headless_wan.worker.executor.messages import (
     Call,
     Cancel,
@@ -59,9 +59,13 @@ class Executor:
         *,
         cancel_timeout_s: float = 15.0,
         start_timeout_s: float = 600.0,
+        vram_probe: VramProbe | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`vram_probe` (picklable) runs in the child, where CUDA is; `vram_usage` reports its last figure."""
         self._factory = factory
+        self._vram_probe = vram_probe
+        self._vram: tuple[int, int] = (0, 0)
         self._limits = limits
         self._cancel_timeout_s = cancel_timeout_s
         self._start_timeout_s = start_timeout_s
@@ -83,6 +87,10 @@ class Executor:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    def vram_usage(self) -> tuple[int, int]:
+        """(total_mb, used_mb) as the child last reported it: the heartbeat's VRAM probe."""
+        return self._vram
+
     def start(self) -> None:
         """Spawn the child and wait until its handlers are built. `ConfigError` when it cannot
         build them (a broken plugin), `WorkerFatal` when it dies trying."""
@@ -92,7 +100,7 @@ class Executor:
         level = logging.getLogger().getEffectiveLevel()
         proc = self._mp.Process(
             target=child_main,
-            args=(child_conn, self._factory, level, os.getpid()),
+            args=(child_conn, self._factory, level, os.getpid(), self._vram_probe),
             name="headless_wan-executor",
             daemon=True,
         )
@@ -163,6 +171,8 @@ class Executor:
     def _handle(self, message: object, request: RunRequest, watch: TaskWatch) -> TaskResult | None:
         if isinstance(message, ProgressMsg):
             watch.touch(self._clock(), message)
+            if message.vram_mb is not None:
+                self._vram = message.vram_mb
             request.progress.report(message.stage, message.step, message.total, message.message)
         elif isinstance(message, LogMsg):
             _relog(message)

@@ -20,7 +20,7 @@ from headless_wan.worker.context import QueueChildTasks
 from headless_wan.worker.executor import Executor, WatchdogLimits
 from headless_wan.worker.executor.messages import RemoteError
 from headless_wan.worker.runner import RunRequest
-from tests.fixtures.handlers import registry
+from tests.fixtures.handlers import fixed_vram, registry
 
 pytestmark = pytest.mark.slow
 
@@ -212,3 +212,13 @@ def _cancel_when(started: Path, cancel: CancelToken) -> None:
 
     wait_for(started.exists, what="the task to start")
     cancel.cancel("shutdown")
+
+
+def test_vram_figures_come_from_the_child_with_its_progress(queue: InMemoryQueue, tmp_path: Path) -> None:
+    runner = Executor(registry, WatchdogLimits(), vram_probe=fixed_vram)  # type: ignore[arg-type]
+    try:
+        assert runner.vram_usage() == (0, 0)
+        runner.run(request(queue, claim(queue, "echo", {"message": "x"}), tmp_path)[0])
+        assert runner.vram_usage() == (24_000, 1_234)
+    finally:
+        runner.close()
