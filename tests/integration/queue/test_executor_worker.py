@@ -3,6 +3,7 @@ kill, a SystemExit or a lost device in the generation never takes the worker or 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from headless_wan.domain.tasks import TaskStatus
 from tests.helpers import wait_for
-from tests.integration.queue.conftest import Site
+from tests.integration.queue.conftest import REPO, Site
 
 pytestmark = pytest.mark.slow
 
@@ -112,3 +113,33 @@ def test_plugins_load_in_the_executor_and_a_broken_one_stops_the_worker_at_start
     result = site.cli("worker", "--drain", HW_HANDLER_PLUGINS='["tests.fixtures.no_such_module:handlers"]')
     assert result.returncode == 2
     assert "cannot load handler plugin" in result.stderr and "no_such_module" in result.stderr
+
+
+def maps(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_a_real_generation_runs_in_the_executor_and_the_worker_never_loads_torch(site: Site) -> None:
+    example = json.loads((REPO / "examples" / "generate_video.json").read_text())
+    task_id = site.submit(example["task_type"], example["params"])
+    worker = site.start_worker(HW_MODEL_OVERRIDE="tiny", HW_DEVICE="cpu", HW_STARTUP_CHECK="true")
+    wait_for(
+        lambda: site.get(task_id).status.is_terminal, timeout_s=300, what=f"the generation\n{worker.output()}"
+    )
+    row = site.get(task_id)
+    assert row.status is TaskStatus.COMPLETE, row.error_message
+    assert Path(row.output_location or "").stat().st_size > 0
+    executor = [pid for pid in _children(worker.proc.pid) if "spawn_main" in _cmdline(pid)]
+    assert len(executor) == 1
+    assert "libtorch" in maps(executor[0]) and "libtorch" not in maps(worker.proc.pid)
+    assert '"action": "fitness"' in worker.output()  # the GPU check ran, in the executor
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0, worker.output()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
