@@ -9,12 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from headless_wan.config import Settings
 from headless_wan.domain.tasks import NewTask, TaskResult
 from headless_wan.errors import TransientError
 from headless_wan.media.fetch import fetch
 from headless_wan.queue.sqlite import SqliteQueue
 from headless_wan.storage.base import output_key
 from headless_wan.storage.s3 import S3Storage
+from headless_wan.wiring import build_url_policy
 from tests.s3_support import SECRET_KEY, S3Server, s3_server
 
 
@@ -36,8 +38,10 @@ def test_put_returns_a_url_another_machine_can_fetch(server: S3Server, tmp_path:
     url = storage.put(_file(tmp_path, "seg.mp4", "segment 0"), "tasks/t1/seg.mp4")
     assert url.startswith(server.endpoint_url) and "Signature" in url  # presigned: no bucket policy needed
     assert server.keys(bucket) == ["fleet-a/tasks/t1/seg.mp4"]
-    # The stitch on another machine reads inputs with the ordinary URL fetcher, no credentials.
-    fetched = fetch(url, tmp_path / "elsewhere", max_mb=1, timeout_s=10)
+    # The stitch on another machine reads inputs with the ordinary URL fetcher, no credentials, under the
+    # URL policy its settings give it: the fleet's S3 endpoint is allowed although it is on loopback here.
+    policy = build_url_policy(Settings(s3_endpoint_url=server.endpoint_url))
+    fetched = fetch(url, tmp_path / "elsewhere", max_mb=1, timeout_s=10, policy=policy)
     assert fetched.read_text() == "segment 0" and fetched.name == "seg.mp4"
     head = server.client().head_object(Bucket=bucket, Key="fleet-a/tasks/t1/seg.mp4")
     assert head["ContentType"] == "video/mp4"
