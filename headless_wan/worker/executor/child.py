@@ -77,7 +77,7 @@ class _ChildServer:
         self._channel = channel
         self._registry = registry
         self._vram_probe = vram_probe
-        self._inbox: queue.Queue[RunTask | None] = queue.Queue()
+        self._inbox: queue.Queue[tuple[RunTask, CancelToken] | None] = queue.Queue()
         self._cancel: CancelToken | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[threading.Event, list[Reply]]] = {}
@@ -85,8 +85,8 @@ class _ChildServer:
 
     def serve(self) -> None:
         threading.Thread(target=self._read, name="executor-reader", daemon=True).start()
-        while (run := self._inbox.get()) is not None:
-            if not self._run(run):
+        while (next_run := self._inbox.get()) is not None:
+            if not self._run(*next_run):
                 return
 
     def _read(self) -> None:
@@ -97,7 +97,9 @@ class _ChildServer:
             except (EOFError, OSError):
                 os._exit(0)
             if isinstance(message, RunTask):
-                self._inbox.put(message)
+                # The token exists before the handler starts, so a Cancel sent right after is not lost.
+                self._cancel = CancelToken()
+                self._inbox.put((message, self._cancel))
             elif isinstance(message, Cancel) and self._cancel is not None:
                 self._cancel.cancel(message.reason)
             elif isinstance(message, Reply):
@@ -106,10 +108,8 @@ class _ChildServer:
                 self._inbox.put(None)
                 return
 
-    def _run(self, run: RunTask) -> bool:
+    def _run(self, run: RunTask, cancel: CancelToken) -> bool:
         """One task; False when the handler asked the process to exit (SystemExit, Ctrl-C)."""
-        cancel = CancelToken()
-        self._cancel = cancel
         claim = run.claim
         log = ContextAdapter(logger, {"task_id": claim.id, "task_type": claim.task_type})
         ctx = TaskContext(
@@ -134,8 +134,6 @@ class _ChildServer:
             return not isinstance(exc, MemoryError)  # host memory gone: a fresh process is safer
         else:
             self._channel.send(ResultMsg(result))
-        finally:
-            self._cancel = None
         return True
 
     def call(self, name: str, *args: Any) -> Any:
