@@ -114,9 +114,14 @@ class VaceParams(GenerationParams):
         (),
         validation_alias=_names("image_refs", "image_refs_urls", "reference_images", "reference_image_urls"),
     )
-    conditioning_scale: float = Field(
-        1.0, ge=0, le=10, validation_alias=_names("conditioning_scale", "control_net_weight")
+    conditioning_scale: float | None = Field(
+        None, ge=0, le=10, validation_alias=_names("conditioning_scale", "control_net_weight")
     )
+    """VACE only (None = 1.0); an image-to-video model rejects it."""
+    image_start: str | None = Field(None, validation_alias=_names("image_start", "image_start_url"))
+    """Image-to-video models: the first frame (URL)."""
+    image_end: str | None = Field(None, validation_alias=_names("image_end", "image_end_url"))
+    """Image-to-video models: the last frame (URL)."""
     fps: int | None = Field(None, ge=1, le=120, validation_alias=_names("fps", "fps_helpers"))
 
     @field_validator("image_refs", mode="before")

@@ -1,4 +1,5 @@
-"""Wire models of the travel tasks: `travel_orchestrator`, `travel_segment` and `travel_stitch`.
+"""Wire models of the travel tasks: `travel_orchestrator`, `travel_segment`, `travel_stitch`, and the
+app's single-segment tasks `individual_travel_segment` and `wan_2_2_i2v` (turbo mode).
 
 The only module that spells travel payload keys (travel.md §2, §5.1, §6.1; reigh-contract.md §7).
 Unknown keys are kept (`extra="allow"`): the app sends UI fields we must pass through untouched in the
@@ -20,6 +21,65 @@ UPSCALE_SEED_OFFSET = 5000
 TRAVEL_ORCHESTRATOR = "travel_orchestrator"
 TRAVEL_SEGMENT = "travel_segment"
 TRAVEL_STITCH = "travel_stitch"
+INDIVIDUAL_TRAVEL_SEGMENT = "individual_travel_segment"
+WAN_2_2_I2V = "wan_2_2_i2v"
+
+# Payload fields that would change the output but this worker does not implement. Each one present
+# with a value other than its no-op default is logged once per task ("unsupported_fields"); every
+# other field is either used or is app metadata (ids, UI state) that does not affect generation.
+UNSUPPORTED_FIELDS: Mapping[str, Any] = {
+    "cfg_star_switch": 0,  # CFG-Zero* guidance
+    "cfg_zero_step": -1,
+    "regenerate_anchors": False,
+    "upscale_factor": 0.0,  # upscaling after the stitch
+    "upscale_model_name": None,
+    "steps": None,  # the schedule comes from phase_config, else the model preset
+    "num_inference_steps": None,
+    "guidance_scale": None,
+    "motion_settings_expanded": None,
+    "travel_guidance": None,  # structure-video guidance (flow, canny, depth, uni3c, ...)
+    "continuation_config": None,  # only the VACE guide overlap strategy is implemented (below)
+}
+_IMPLEMENTED_CONTINUATION = "guide_overlap_masked"
+
+
+def unsupported_fields(*payloads: Mapping[str, Any]) -> list[str]:
+    """Names of `UNSUPPORTED_FIELDS` that any payload sets to a non-default value (sorted, once)."""
+    found = {
+        name
+        for payload in payloads
+        for name, default in UNSUPPORTED_FIELDS.items()
+        if name in payload
+        and payload[name] not in (default, None, [], {})
+        and not _implemented(name, payload)
+    }
+    return sorted(found)
+
+
+def _implemented(name: str, payload: Mapping[str, Any]) -> bool:
+    """Chained VACE runs continue through the guide's overlap frames: that strategy is implemented."""
+    if name != "continuation_config":
+        return False
+    config = payload[name]
+    return isinstance(config, Mapping) and config.get("strategy") == _IMPLEMENTED_CONTINUATION
+
+
+def lora_pairs(
+    additional: Mapping[str, float | str], names: list[str], multipliers: list[Any]
+) -> list[tuple[str, str]]:
+    """Every LoRA a travel payload names, as (source, multiplier), in payload order; a later entry
+    for the same source replaces an earlier one. `lora_multipliers` is either aligned with
+    `lora_names` (WGP) or a list of `{"url", "multiplier"}` objects (the app's individual segments)."""
+    items = [(str(source), str(strength)) for source, strength in additional.items()]
+    for index, name in enumerate(names):
+        value = multipliers[index] if index < len(multipliers) else "1.0"
+        items.append(
+            (name, str(value.get("multiplier", "1.0")) if isinstance(value, Mapping) else str(value))
+        )
+    for value in multipliers[len(names) :]:
+        if isinstance(value, Mapping) and (value.get("url") or value.get("path")):
+            items.append((str(value.get("url") or value.get("path")), str(value.get("multiplier", "1.0"))))
+    return list(dict(items).items())
 
 
 def segment_index_of(params: Mapping[str, Any]) -> int | None:
@@ -62,13 +122,17 @@ class OrchestratorDetails(BaseModel):
     phase_config: dict[str, Any] | None = None
     additional_loras: dict[str, float] = Field(default_factory=dict)
     lora_names: list[str] = Field(default_factory=list)
-    lora_multipliers: list[float | str] = Field(default_factory=list)
+    lora_multipliers: list[Any] = Field(default_factory=list)
     fps_helpers: int = Field(DEFAULT_FPS, gt=0)
     independent_segments: bool = True
     chain_segments: bool | None = None
     use_svi: bool = False
     after_first_post_generation_saturation: float = 1.0
     after_first_post_generation_brightness: float = 0.0
+    subsequent_starting_strength_adjustment: float = 0.0
+    desaturate_subsequent_starting_frames: float = 0.0
+    adjust_brightness_subsequent_starting_frames: float = 0.0
+    """Chained VACE runs: how the predecessor's overlap frames are adjusted in the next guide."""
     crossfade_sharp_amt: float = DEFAULT_SHARP_AMOUNT
     regenerate_anchors: bool = False
     upscale_factor: float = 0.0
@@ -164,9 +228,12 @@ class TravelSegmentParams(ChildLinks):
     structure_guidance: dict[str, Any] | None = None
     phase_config: dict[str, Any] | None = None
     lora_names: list[str] = Field(default_factory=list)
-    lora_multipliers: list[float | str] = Field(default_factory=list)
+    lora_multipliers: list[Any] = Field(default_factory=list)
     additional_loras: dict[str, float] = Field(default_factory=dict)
     use_svi: bool = False
+
+    def loras(self) -> list[tuple[str, str]]:
+        return lora_pairs(self.additional_loras, self.lora_names, self.lora_multipliers)
 
 
 class TravelStitchParams(ChildLinks):
@@ -188,3 +255,92 @@ class TravelStitchParams(ChildLinks):
             return list(self.frame_overlap_settings_expanded)
         raw = self.orchestrator_details.frame_overlap_expanded
         return list(raw) if isinstance(raw, list) else [raw] * (self.num_total_segments_generated - 1)
+
+
+class IndividualSegmentOverrides(BaseModel):
+    """`individual_segment_params`: what the user set for this one segment; wins over the top level."""
+
+    model_config = ConfigDict(extra="allow")
+
+    input_image_paths_resolved: list[str] | None = None
+    start_image_url: str | None = None
+    end_image_url: str | None = None
+    base_prompt: str | None = None
+    enhanced_prompt: str | None = None
+    negative_prompt: str | None = None
+    num_frames: int | None = Field(None, ge=1)
+    seed_to_use: int | None = None
+    additional_loras: dict[str, float] | None = None
+    phase_config: dict[str, Any] | None = None
+
+
+class IndividualTravelSegmentParams(BaseModel):
+    """`individual_travel_segment`: regenerate one pair as its own task (travel.md §8.1; the app's
+    `individualTravelSegment` resolver). No orchestrator links; `child_generation_id` is read by the
+    backend (the result becomes a variant of that generation)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model_name: str | None = None
+    model_type: str | None = None
+    base_prompt: str = ""
+    enhanced_prompt: str | None = None
+    negative_prompt: str = ""
+    num_frames: int = Field(49, ge=1)
+    parsed_resolution_wh: str
+    seed_to_use: int = 789
+    fps_helpers: int = Field(DEFAULT_FPS, gt=0)
+    flow_shift: float | None = Field(None, gt=0, le=100)
+    sample_solver: str | None = None
+    phase_config: dict[str, Any] | None = None
+    additional_loras: dict[str, float] = Field(default_factory=dict)
+    lora_names: list[str] = Field(default_factory=list)
+    lora_multipliers: list[Any] = Field(default_factory=list)
+    input_image_paths_resolved: list[str] = Field(default_factory=list)
+    segment_index: int = 0
+    parent_generation_id: str | None = None
+    child_generation_id: str | None = None
+    structure_guidance: dict[str, Any] | None = None
+    use_svi: bool = False
+    individual_segment_params: IndividualSegmentOverrides = Field(default_factory=IndividualSegmentOverrides)
+    orchestrator_details: dict[str, Any] = Field(default_factory=dict)
+
+    def images(self) -> list[str]:
+        """[start, end] (or [start]): the overrides' list, else their URLs, else the top level's."""
+        own = self.individual_segment_params
+        if own.input_image_paths_resolved:
+            return list(own.input_image_paths_resolved)
+        if own.start_image_url:
+            return [own.start_image_url, *([own.end_image_url] if own.end_image_url else [])]
+        return list(self.input_image_paths_resolved)
+
+    def model(self) -> str | None:
+        return self.model_name or self.orchestrator_details.get("model_name")
+
+    def prompt(self) -> str:
+        own = self.individual_segment_params
+        for text in (own.enhanced_prompt, own.base_prompt, self.enhanced_prompt, self.base_prompt):
+            if text and text.strip():
+                return text.strip()
+        return ""
+
+    def negative(self) -> str:
+        own = self.individual_segment_params.negative_prompt
+        return (own if own is not None else self.negative_prompt).strip()
+
+    def frames(self) -> int:
+        return self.individual_segment_params.num_frames or self.num_frames
+
+    def seed(self) -> int:
+        own = self.individual_segment_params.seed_to_use
+        return self.seed_to_use if own is None else own
+
+    def phases(self) -> dict[str, Any] | None:
+        """individual_segment_params.phase_config > phase_config > the inherited details' (engine.md §12.1)."""
+        own = self.individual_segment_params.phase_config
+        return own or self.phase_config or self.orchestrator_details.get("phase_config") or None
+
+    def loras(self) -> list[tuple[str, str]]:
+        own = self.individual_segment_params.additional_loras
+        additional = own if own is not None else self.additional_loras
+        return lora_pairs(additional, self.lora_names, self.lora_multipliers)

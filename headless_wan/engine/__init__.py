@@ -1,4 +1,5 @@
-"""Generation engine: Wan VACE on diffusers behind a small, typed API.
+"""Generation engine: Wan pipelines on diffusers behind a small, typed API. The preset's family
+(`engine/families`: VACE, image-to-video) picks the pipeline class, its request rules and call inputs.
 
 Importing this package never imports torch or diffusers (they load on the first generation);
 a test asserts it.

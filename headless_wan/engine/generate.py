@@ -1,4 +1,4 @@
-"""Engine: request in, uint8 frames out, on a warm cached pipeline.
+"""Engine: request in, uint8 frames out, on a warm cached pipeline of the preset's family.
 
     engine = Engine(engine_config_from_settings(settings))   # cheap: no torch, no weights
     engine.prepare(request, fetch=fetch)                      # validate, fetch LoRAs, load/reuse
@@ -26,11 +26,12 @@ from headless_wan.engine.cache import PipelineCache
 from headless_wan.engine.callbacks import CancelCheck, ProgressFn, StepCallback, check_cancelled
 from headless_wan.engine.config import EngineConfig
 from headless_wan.engine.device import FitnessReport, classify_device_error, device_fitness
+from headless_wan.engine.families import get_family
 from headless_wan.engine.loading import LoadedPipeline, free_device_memory, load_pipeline
 from headless_wan.engine.loras import FetchFn, LoraSpec, normalise_source, resolve_lora_file, sync_adapters
 from headless_wan.engine.presets import Preset, PresetRegistry, load_presets
 from headless_wan.engine.profiles import MemoryProfile, adapter_editing, get_profile
-from headless_wan.engine.request import GenerationRequest, fit_frames, validate_request
+from headless_wan.engine.request import GenerationRequest, validate_request
 from headless_wan.engine.spec import PipelineSpec, pipeline_spec, resolve_device
 from headless_wan.errors import HeadlessWanError, InvalidTaskParams
 
@@ -71,13 +72,40 @@ class Engine:
             self._registry = load_presets(self.config.presets_file)
         return self._registry
 
-    def preset(self, model: str | None, *, task_type: str | None = None) -> Preset:
-        """The preset a task runs on: `model_override` wins, then the task's model, then the
-        task type's default. Unknown names raise `InvalidTaskParams`."""
-        name = self.config.model_override or model or (task_type and self.presets.default_model(task_type))
+    def requested_model(self, model: str | None, *, task_type: str | None = None) -> str:
+        """The model name a task asks for: its own, else its task type's default, else (with no
+        name at all) the model override. Raises `InvalidTaskParams` when there is none."""
+        name = model or (task_type and self.presets.default_model(task_type)) or self.config.model_override
         if not name:
             raise InvalidTaskParams("model: no model given and this task type has no default")
-        return self.presets.resolve(name)
+        return name
+
+    def preset(self, model: str | None, *, task_type: str | None = None) -> Preset:
+        """The preset a task runs on. The asked name is always resolved, so an unknown model fails
+        even under `model_override`; the override then replaces it within the model's family
+        (`PresetRegistry.with_override`). Unknown names raise `InvalidTaskParams`."""
+        asked = self.presets.resolve(self.requested_model(model, task_type=task_type))
+        override = self.config.model_override
+        return self.presets.with_override(asked, override) if override else asked
+
+    def model_in_family(self, model: str | None, family: str) -> str:
+        """The name to run for `model` in `family`: itself, or its preset's counterpart there (travel
+        in VACE mode names I2V schedules). Raises `InvalidTaskParams` when there is none."""
+        name = self.requested_model(model)
+        asked = self.presets.resolve(name)
+        if asked.family == family:
+            return name
+        counterpart = asked.counterparts.get(family)
+        if counterpart is None:
+            raise InvalidTaskParams(
+                f"model_type: {family!r} travel needs a {family} model; {name} is {asked.family} "
+                f"and has no {family} counterpart"
+            )
+        return counterpart
+
+    def family(self, model: str | None, *, task_type: str | None = None) -> str:
+        """The pipeline family a task's model runs in (`vace`, `i2v`); a TOML lookup, no torch."""
+        return self.preset(model, task_type=task_type).family
 
     def memory_profile(self, preset: Preset) -> MemoryProfile:
         return get_profile(self.config.memory_profile or preset.memory_profile)
@@ -95,8 +123,15 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------------------
     def validate(self, request: GenerationRequest) -> Preset:
         """All checks that need no model: raises `InvalidTaskParams` naming the field."""
+        asked = self.presets.resolve(self.requested_model(request.model))
         preset = self.preset(request.model)
-        validate_request(request, max_pixels=preset.max_pixels, max_frames=preset.max_frames)
+        # An override swaps weights, not validation: the asked model's limits hold as well.
+        validate_request(
+            request,
+            max_pixels=min(preset.max_pixels, asked.max_pixels),
+            max_frames=min(preset.max_frames, asked.max_frames),
+        )
+        get_family(preset.family).check(request, asked)
         self.memory_profile(preset)  # an unknown profile name fails here, before any work
         planning.check_schedule(request, preset, self.lora_specs(request, preset))
         return preset
@@ -264,7 +299,7 @@ def _run_pipeline(
     pipe = loaded.pipe
     if loaded.spec.two_experts:
         pipe.register_to_config(boundary_ratio=task.boundary_ratio)
-    kwargs = _conditioning(request)
+    kwargs = get_family(loaded.spec.family).call_kwargs(request)
     kwargs.update(planning.prompt_kwargs(pipe, request, preset, task.plan, MAX_SEQUENCE_LENGTH))
     if task.plan.guidance_scale_2 is not None:
         kwargs["guidance_scale_2"] = task.plan.guidance_scale_2
@@ -279,7 +314,6 @@ def _run_pipeline(
         num_frames=request.num_frames,
         num_inference_steps=len(task.plan.steps),
         guidance_scale=task.plan.guidance_scale,
-        conditioning_scale=request.conditioning_scale,
         generator=torch.Generator("cpu").manual_seed(request.seed),
         output_type="np",
         max_sequence_length=MAX_SEQUENCE_LENGTH,
@@ -294,16 +328,3 @@ def _run_pipeline(
     if frames.shape != expected:
         raise HeadlessWanError(f"pipeline returned frames shaped {frames.shape}, expected {expected}")
     return frames, call_s, peak_mb
-
-
-def _conditioning(request: GenerationRequest) -> dict[str, Any]:
-    """Guide and mask as PIL lists of exactly H x W (the only input form the pipeline handles
-    without crashing or rescaling, engine.md §4); references as PIL."""
-    kwargs: dict[str, Any] = {}
-    if request.guide is not None:
-        kwargs["video"] = fit_frames(request.guide, request.width, request.height, is_mask=False)
-    if request.mask is not None:
-        kwargs["mask"] = fit_frames(request.mask, request.width, request.height, is_mask=True)
-    if request.reference_images:
-        kwargs["reference_images"] = [image.convert("RGB") for image in request.reference_images]
-    return kwargs

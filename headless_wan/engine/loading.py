@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headless_wan.engine import tiny
+from headless_wan.engine.families import get_family
 from headless_wan.engine.loras import AdapterState, WantedAdapter, sync_adapters
 from headless_wan.engine.presets import BUILTIN_PREFIX
 from headless_wan.engine.profiles import (
@@ -21,8 +22,6 @@ from headless_wan.engine.profiles import (
 )
 from headless_wan.engine.spec import PipelineSpec
 from headless_wan.errors import ConfigError
-
-_BUILTINS = {"tiny": False, "tiny-2experts": True}  # name -> two experts
 
 
 @dataclass
@@ -36,6 +35,8 @@ class LoadedPipeline:
     adapters: AdapterState = field(default_factory=AdapterState)
     base_scheduler_config: Any = None
     schedulers: dict[tuple[str, float], Any] = field(default_factory=dict)
+    timesteps: dict[tuple[str, float, int], tuple[float, ...]] = field(default_factory=dict)
+    """Planned timesteps per (solver, shift, steps): building a probe scheduler costs milliseconds."""
 
 
 def load_pipeline(
@@ -72,12 +73,13 @@ def load_pipeline(
 def _build_builtin(spec: PipelineSpec, dtype: Any) -> Any:
     import torch
 
+    family = get_family(spec.family)
     name = spec.weights[len(BUILTIN_PREFIX) :]
-    if name not in _BUILTINS:
-        raise ConfigError(f"unknown builtin model {spec.weights!r} (known: {sorted(_BUILTINS)})")
-    pipe = tiny.build_pipeline(
-        seed=0, two_experts=_BUILTINS[name], boundary_ratio=spec.boundary_ratio or 0.875
-    )
+    if name not in family.builtins:
+        raise ConfigError(
+            f"unknown builtin {spec.family} model {spec.weights!r} (known: {sorted(family.builtins)})"
+        )
+    pipe = family.build_tiny(name, boundary_ratio=spec.boundary_ratio)
     if dtype != torch.float32:
         for component in (pipe.text_encoder, pipe.transformer, getattr(pipe, "transformer_2", None)):
             if component is not None:
@@ -87,13 +89,14 @@ def _build_builtin(spec: PipelineSpec, dtype: Any) -> Any:
 
 def _from_pretrained(spec: PipelineSpec, dtype: Any) -> Any:
     import torch
-    from diffusers import AutoencoderKLWan, WanVACEPipeline
+    from diffusers import AutoencoderKLWan
 
+    family = get_family(spec.family)
     try:
         vae = AutoencoderKLWan.from_pretrained(
             spec.weights, subfolder="vae", dtype=torch.float32, local_files_only=spec.local_files_only
         )
-        return WanVACEPipeline.from_pretrained(
+        return family.from_pretrained(
             spec.weights, vae=vae, dtype=dtype, local_files_only=spec.local_files_only
         )
     except (OSError, ValueError) as exc:
@@ -122,6 +125,16 @@ def _make_scheduler(base_config: Any, solver: str, flow_shift: float) -> Any:
         # Keep the checkpoint's own UniPC settings; only the shift is per task.
         return UniPCMultistepScheduler.from_config(base_config, flow_shift=flow_shift)
     return tiny.build_scheduler("unipc", flow_shift)
+
+
+def cached_timesteps(loaded: LoadedPipeline, solver: str, flow_shift: float, steps: int) -> tuple[float, ...]:
+    """`planned_timesteps` of the (solver, shift) scheduler, computed once per pipeline."""
+    key = (solver, float(flow_shift), steps)
+    found = loaded.timesteps.get(key)
+    if found is None:
+        found = tuple(planned_timesteps(use_scheduler(loaded, solver, flow_shift), steps))
+        loaded.timesteps[key] = found
+    return found
 
 
 def planned_timesteps(scheduler: Any, steps: int) -> list[float]:

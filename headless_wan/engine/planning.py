@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from headless_wan.engine.loading import LoadedPipeline, planned_timesteps, use_scheduler
+from headless_wan.engine.loading import LoadedPipeline, cached_timesteps, use_scheduler
 from headless_wan.engine.loras import EXPERT_COMPONENTS, LoraSpec, WantedAdapter, adapter_name, redact
 from headless_wan.engine.phases import (
     DenoisePlan,
@@ -92,13 +92,13 @@ def plan_task(
     solver, shift = solver_and_shift(request, preset)
     scheduler = use_scheduler(loaded, solver, shift)
     num_train = int(scheduler.config.num_train_timesteps)
-    schedule = schedule_for(request, preset, lambda steps: planned_timesteps(scheduler, steps))
+    schedule = schedule_for(request, preset, lambda steps: cached_timesteps(loaded, solver, shift, steps))
     assert schedule is not None  # timesteps were available
     named = [(spec, adapter_name(spec.source)) for spec, _ in loras]
     plan = build_plan(
         schedule, [(name, spec.multiplier) for spec, name in named], two_experts=preset.two_experts
     )
-    timesteps = tuple(planned_timesteps(scheduler, schedule.steps))
+    timesteps = cached_timesteps(loaded, solver, shift, schedule.steps)
     boundary = None
     if preset.two_experts and plan.switch_step is not None:
         boundary = boundary_ratio_between(timesteps, plan.switch_step, num_train)
@@ -146,6 +146,8 @@ def effective_settings(
     return {
         "model": request.model,
         "preset": preset.name,
+        "family": preset.family,
+        "pipeline_class": type(prepared.loaded.pipe).__name__,
         "weights": preset.weights,
         "device": device,
         "dtype": spec.compute_dtype,
@@ -168,12 +170,35 @@ def effective_settings(
         "expert_switch_step": plan.switch_step,
         "boundary_ratio": task.boundary_ratio,
         "timesteps": [round(t, 3) for t in task.timesteps],
-        "conditioning_scale": request.conditioning_scale,
+        "conditioning_scale": _conditioning_scale(request, preset),
         "loras": [
             {"source": redact(spec_.source), "adapter": name, "multiplier": spec_.multiplier}
             for spec_, name in task.adapters
         ],
+        "phase_plan": phase_plan(plan),
         "video_guide": request.guide is not None,
         "video_mask": request.mask is not None,
         "reference_images": len(request.reference_images),
+        "image_start": request.start_image is not None,
+        "image_end": request.end_image is not None,
     }
+
+
+def phase_plan(plan: DenoisePlan) -> list[dict[str, Any]]:
+    """Per denoising step (1-based): the expert, whether CFG runs and each LoRA's weight."""
+    return [
+        {
+            "step": index + 1,
+            "expert": "high_noise" if step.expert == 0 else "low_noise",
+            "guidance": step.guidance,
+            "lora_weights": dict(zip(plan.lora_names, step.lora_weights, strict=True)),
+        }
+        for index, step in enumerate(plan.steps)
+    ]
+
+
+def _conditioning_scale(request: GenerationRequest, preset: Preset) -> float | None:
+    """The VACE conditioning scale the call used (1.0 unless set); None for other families."""
+    if preset.family != "vace":
+        return None
+    return 1.0 if request.conditioning_scale is None else request.conditioning_scale

@@ -1,18 +1,23 @@
-"""Model presets: what a model name in a task means (weights, schedule, limits, LoRAs).
+"""Model presets: what a model name in a task means (family, weights, schedule, limits, LoRAs).
 
 Presets are data (`configs/presets.toml`); this module parses them into frozen objects and
 resolves the names tasks carry (preset names or Reigh/WGP aliases). Pure Python: no torch.
+
+A model override (`--model-override`) swaps weights, not validation: the task's own model name is
+resolved first (an unknown name still fails the task), then the override runs in its place, as its
+counterpart in the task model's family when the families differ (`tiny` → `tiny-i2v` for an I2V
+model), so the task still runs its family's code path.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from headless_wan.engine.families import FAMILIES
 from headless_wan.errors import ConfigError, InvalidTaskParams
 
 if sys.version_info >= (3, 11):
@@ -46,6 +51,8 @@ class PresetPhases:
 class Preset:
     name: str
     weights: str
+    family: str = "vace"
+    """Pipeline family (`engine/families`): vace, i2v."""
     description: str = ""
     experts: int = 1
     boundary_ratio: float | None = None
@@ -64,6 +71,8 @@ class Preset:
     loras: tuple[PresetLora, ...] = ()
     phases: PresetPhases | None = None
     vram_gb: Mapping[str, float] = field(default_factory=dict)
+    counterparts: Mapping[str, str] = field(default_factory=dict)
+    """family → preset that stands in for this one, as a model override, for tasks of that family."""
 
     @property
     def is_builtin(self) -> bool:
@@ -74,34 +83,41 @@ class Preset:
         return self.experts == 2
 
 
-_log = logging.getLogger("headless_wan.engine.presets")
-
-
 @dataclass(frozen=True)
 class PresetRegistry:
     presets: Mapping[str, Preset]
     aliases: Mapping[str, str] = field(default_factory=dict)
     task_defaults: Mapping[str, str] = field(default_factory=dict)
-    substitutions: Mapping[str, str] = field(default_factory=dict)
-    """Models this worker cannot run as named, served by the nearest preset (logged each time)."""
 
     def names(self) -> list[str]:
         return sorted(self.presets)
+
+    def known_names(self) -> list[str]:
+        return sorted([*self.presets, *self.aliases])
 
     def resolve(self, model: str) -> Preset:
         """The preset a task's model name means; an unknown name is the task's fault."""
         name = model.strip()
         target = name if name in self.presets else self.aliases.get(name)
-        if target is None and name in self.substitutions:
-            target = self.substitutions[name]
-            _log.warning(
-                "model substitution: %s is served by preset %s (not the model it names)",
-                name, target, extra={"action": "model_substitution"},
-            )  # fmt: skip
         if target is None:
-            known = ", ".join(sorted([*self.presets, *self.aliases, *self.substitutions]))
-            raise InvalidTaskParams(f"model: unknown model {model!r} (known: {known})")
+            raise InvalidTaskParams(
+                f"model: unknown model {model!r} (known: {', '.join(self.known_names())})"
+            )
         return self.presets[target]
+
+    def with_override(self, asked: Preset, override: str) -> Preset:
+        """The preset an override runs for a task whose model is `asked`: the override itself,
+        or its counterpart in `asked`'s family."""
+        forced = self.resolve(override)
+        if forced.family == asked.family:
+            return forced
+        counterpart = forced.counterparts.get(asked.family)
+        if counterpart is None:
+            raise InvalidTaskParams(
+                f"model: {asked.name} is a {asked.family} model and the model override {override!r} "
+                f"({forced.family}) has no {asked.family} counterpart"
+            )
+        return self.presets[counterpart]
 
     def default_model(self, task_type: str) -> str | None:
         return self.task_defaults.get(task_type)
@@ -124,13 +140,21 @@ def parse_presets(data: Mapping[str, Any], *, source: str = "presets") -> Preset
     presets = {name: _parse_preset(name, body, source) for name, body in raw_presets.items()}
     aliases = {str(k): str(v) for k, v in (data.get("aliases") or {}).items()}
     task_defaults = {str(k): str(v) for k, v in (data.get("task_defaults") or {}).items()}
-    substitutions = {str(k): str(v) for k, v in (data.get("substitutions") or {}).items()}
-    registry = PresetRegistry(
-        presets=presets, aliases=aliases, task_defaults=task_defaults, substitutions=substitutions
-    )
-    for alias, target in {**aliases, **substitutions}.items():
+    if "substitutions" in data:
+        raise ConfigError(
+            f"{source}: [substitutions] is gone: every model runs as named (give it a preset and an alias)"
+        )
+    registry = PresetRegistry(presets=presets, aliases=aliases, task_defaults=task_defaults)
+    for alias, target in aliases.items():
         if target not in presets:
             raise ConfigError(f"{source}: alias {alias!r} points at unknown preset {target!r}")
+    for preset in presets.values():
+        for family, target in preset.counterparts.items():
+            other = presets.get(target)
+            if other is None or other.family != family:
+                raise ConfigError(
+                    f"{source}: preset {preset.name!r}: counterpart {target!r} is not a {family} preset"
+                )
     for task_type, model in task_defaults.items():
         if model not in presets and model not in aliases:
             raise ConfigError(f"{source}: default model {model!r} for {task_type!r} is not a preset")
@@ -138,7 +162,7 @@ def parse_presets(data: Mapping[str, Any], *, source: str = "presets") -> Preset
 
 
 _PRESET_KEYS = {
-    "weights", "description", "experts", "boundary_ratio", "dtype", "steps", "guidance_scale",
+    "weights", "family", "counterparts", "description", "experts", "boundary_ratio", "dtype", "steps", "guidance_scale",
     "guidance_scale_2", "flow_shift", "solver", "fps", "negative_prompt", "resolutions", "max_pixels",
     "max_frames", "memory_profile", "loras", "phases", "vram_gb",
 }  # fmt: skip
@@ -165,12 +189,15 @@ def _parse_preset(name: str, body: Mapping[str, Any], source: str) -> Preset:
             model_switch_phase=phases.get("model_switch_phase"),
         )
     values["vram_gb"] = dict(values.get("vram_gb", {}))
+    values["counterparts"] = {str(k): str(v) for k, v in values.get("counterparts", {}).items()}
     preset = Preset(name=name, **values)
     _check_preset(preset, where)
     return preset
 
 
 def _check_preset(preset: Preset, where: str) -> None:
+    if preset.family not in FAMILIES:
+        raise ConfigError(f"{where}: family must be one of {sorted(FAMILIES)}")
     if preset.experts not in (1, 2):
         raise ConfigError(f"{where}: experts must be 1 or 2")
     if preset.two_experts != (preset.boundary_ratio is not None):

@@ -8,7 +8,8 @@ is enforced here and the pipeline never gets a chance to "fix" a request:
 - guide video: exactly num_frames RGB frames; mask: needs the guide, exactly num_frames frames of
   the guide's size with values strictly 0 (keep) or 255 (generate);
 - reference images: PIL images (at most 4);
-- seed, steps, guidance, conditioning scale within range; LoRA multipliers parse for the schedule.
+- seed, steps, guidance, conditioning scale within range; LoRA multipliers parse for the schedule;
+- family rules (which inputs a model kind needs or cannot use): `engine/families/*`.
 
 Sizing rule (the only one): a guide or mask frame whose size differs from width x height is
 centre-cropped to the target aspect ratio and then resized to exactly width x height (Lanczos for
@@ -39,7 +40,10 @@ class GenerationRequest:
     """Frozen inputs of one generation. Arrays are uint8: guide (F, H, W, 3), mask (F, H, W).
 
     `None` for steps / guidance / flow_shift / solver / negative_prompt means the preset's default;
-    `phases` (a parsed phase_config) replaces steps and guidance when given.
+    `phases` (a parsed phase_config) replaces steps and guidance when given. `model` is the name
+    the task asked for (a preset name or a Reigh alias); the engine resolves it.
+    Family inputs: VACE takes guide / mask / reference_images / conditioning_scale (None = 1.0);
+    image-to-video takes start_image and optionally end_image (PIL images or uint8 (H, W, 3)).
     """
 
     model: str
@@ -59,7 +63,9 @@ class GenerationRequest:
     guide: np.ndarray | None = None
     mask: np.ndarray | None = None
     reference_images: tuple[Any, ...] = ()
-    conditioning_scale: float = 1.0
+    conditioning_scale: float | None = None
+    start_image: Any = None
+    end_image: Any = None
 
 
 def validate_request(request: GenerationRequest, *, max_pixels: int, max_frames: int) -> None:
@@ -104,7 +110,8 @@ def _check_numbers(request: GenerationRequest) -> None:
         raise InvalidTaskParams(f"flow_shift: must be a number in (0, 100] (got {request.flow_shift!r})")
     if request.solver is not None and request.solver not in ("unipc", "euler"):
         raise InvalidTaskParams(f"sample_solver: {request.solver!r} is not supported (unipc, euler)")
-    if not _in_range(request.conditioning_scale, 0.0, 10.0):
+    scale = request.conditioning_scale
+    if scale is not None and not _in_range(scale, 0.0, 10.0):
         raise InvalidTaskParams(
             f"conditioning_scale: must be a number in [0, 10] (got {request.conditioning_scale!r})"
         )

@@ -15,6 +15,8 @@ from headless_wan.engine.presets import Preset
 class PipelineSpec:
     weights: str
     """Hub id, local folder, or `builtin:<name>` (tiny models)."""
+    family: str
+    """Pipeline family (`engine/families`): decides the pipeline class the weights load into."""
     two_experts: bool
     boundary_ratio: float | None
     device: str
@@ -41,6 +43,7 @@ def pipeline_spec(
     compute_dtype = preset.dtype if device.startswith("cuda") else "float32"
     return PipelineSpec(
         weights=preset.weights,
+        family=preset.family,
         two_experts=preset.two_experts,
         boundary_ratio=preset.boundary_ratio,
         device=device,

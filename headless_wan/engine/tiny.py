@@ -1,8 +1,8 @@
-"""A tiny random-weight Wan VACE pipeline, built in code with no hub access.
+"""Tiny random-weight Wan pipelines (VACE and image-to-video), built in code with no hub access.
 
-It is the real `WanVACEPipeline` class with toy-sized components, so every engine code path
-(loading policy, LoRAs, memory profiles, phase switching, callbacks) runs on a CPU in well under a
-second. The `tiny` and `tiny-2experts` presets load it; tests and CPU demos use those presets.
+They are the real `WanVACEPipeline` and `WanImageToVideoPipeline` classes with toy-sized components,
+so every engine code path (loading policy, LoRAs, memory profiles, phase switching, callbacks) runs
+on a CPU in well under a second. The `tiny*` presets load them; tests and CPU demos use those presets.
 
 The weights are random but deterministic: the same `seed` always builds the same model, which is
 what makes output comparisons between runs (LoRA on/off, profiles, determinism) meaningful.
@@ -107,6 +107,29 @@ def _transformer(seed: int) -> Any:
     ).eval()
 
 
+def _i2v_transformer(seed: int) -> Any:
+    import torch
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(seed)
+    # The Wan2.2 I2V A14B layout: no CLIP image branch (image_dim None); the input is the noisy
+    # latent (16) + the encoded first/last-frame video (16) + the 4-channel frame mask = 36.
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=36,
+        out_channels=16,
+        text_dim=TEXT_WIDTH,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=TRANSFORMER_LAYERS,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    ).eval()
+
+
 def build_scheduler(solver: str = "unipc", flow_shift: float = 3.0) -> Any:
     from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 
@@ -149,9 +172,35 @@ def build_pipeline(
     return pipe
 
 
+def build_i2v_pipeline(
+    seed: int = 0,
+    *,
+    two_experts: bool = True,
+    boundary_ratio: float = 0.9,
+    solver: str = "unipc",
+    flow_shift: float = 3.0,
+) -> Any:
+    """Build the tiny `WanImageToVideoPipeline` (float32, CPU): first/last-frame conditioning
+    through the latent channels, one or two experts (`transformer_2` + `boundary_ratio`)."""
+    from diffusers import WanImageToVideoPipeline
+
+    tokenizer = build_tokenizer()
+    pipe = WanImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=_text_encoder(len(tokenizer), seed),
+        vae=_vae(seed),
+        scheduler=build_scheduler(solver, flow_shift),
+        transformer=_i2v_transformer(seed),
+        transformer_2=_i2v_transformer(seed + 1) if two_experts else None,
+        boundary_ratio=boundary_ratio if two_experts else None,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def lora_target_modules(num_layers: int = TRANSFORMER_LAYERS) -> list[tuple[str, int, int]]:
     """(module path, in features, out features) of the tiny transformer's attention projections:
-    what a LoRA file for the tiny model can target (tests build LoRAs from this)."""
+    what a LoRA file for the tiny models (VACE and I2V alike) can target (tests build LoRAs from this)."""
     width = 2 * 12  # heads x head dim
     names = []
     for block in range(num_layers):

@@ -1,7 +1,8 @@
 """Plain generation task types on top of the engine.
 
-- `vace`, `generate_video`: prompt (+ optional guide video, mask and reference images by URL) →
-  `<task_id>.mp4`, a first-frame `<task_id>_thumb.jpg` and a `<task_id>.json` settings sidecar.
+- `vace`, `generate_video`: prompt (+ optional guide video, mask and reference images by URL for a
+  VACE model, or `image_start` / `image_end` for an image-to-video model) → `<task_id>.mp4`, a
+  first-frame `<task_id>_thumb.jpg` and a `<task_id>.settings.json` sidecar (`handlers/sidecar.py`).
 - `wan_2_2_t2i`, `image-generation`: the same engine with one frame → `<task_id>.png` + sidecar.
 
 Input rules: `resolution` is floored to multiples of 16 (as WGP does); the frame count is never
@@ -14,7 +15,6 @@ Re-running is safe: outputs have deterministic names in the task's workdir and a
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from pathlib import Path
@@ -27,6 +27,7 @@ from headless_wan.domain.tasks import TaskResult
 from headless_wan.engine import Engine, GenerationRequest, LoraSpec, parse_phase_config
 from headless_wan.errors import InvalidTaskParams
 from headless_wan.handlers.base import Handler, TaskContext
+from headless_wan.handlers.sidecar import write_sidecar
 from headless_wan.media import fetch as media_fetch
 from headless_wan.media import video_io
 
@@ -47,7 +48,7 @@ class _GenerationHandler:
     def _request(
         self, ctx: TaskContext, params: GenerationParams, num_frames: int, **extra: Any
     ) -> GenerationRequest:
-        preset = self._engine.preset(params.model, task_type=self.task_type)
+        model = self._engine.requested_model(params.model, task_type=self.task_type)
         width, height = (value // 16 * 16 for value in params.size())
         seed = params.seed if params.seed >= 0 else random.SystemRandom().randrange(2**31)
         loras = []
@@ -56,7 +57,7 @@ class _GenerationHandler:
                 raise InvalidTaskParams(f"loras: {source!r} is not an http(s) URL")
             loras.append(LoraSpec(source, multiplier))
         return GenerationRequest(
-            model=preset.name,
+            model=model,
             prompt=params.prompt,
             negative_prompt=params.negative_prompt,
             width=width,
@@ -92,21 +93,6 @@ class _GenerationHandler:
         ctx.cancel.check()
         return result
 
-    def _sidecar(
-        self, ctx: TaskContext, params: GenerationParams, result: Any, extra: dict[str, Any]
-    ) -> Path:
-        path = ctx.workdir / f"{_stem(ctx)}.json"
-        record = {
-            "task_id": ctx.task.id,
-            "task_type": self.task_type,
-            "task_model": params.model,
-            "settings": dict(result.settings),
-            "metrics": dict(result.metrics),
-            **extra,
-        }
-        path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-        return path
-
 
 class VaceHandler(_GenerationHandler):
     """`vace`: prompt (+ guide / mask / reference images) → mp4 + JPEG thumbnail + sidecar.
@@ -119,13 +105,13 @@ class VaceHandler(_GenerationHandler):
 
     def run(self, ctx: TaskContext, params: VaceParams) -> TaskResult:
         started = time.perf_counter()
-        bare = self._request(ctx, params, params.frames, conditioning_scale=params.conditioning_scale)
-        self._engine.validate(bare)  # size, frames, model, schedule: fail before any download
+        self._check_before_downloads(ctx, params)
         ctx.progress.report("fetching_inputs", 0, 1)
         guide, mask, refs = self._inputs(ctx, params)
+        start, end = self._anchors(ctx, params)
         request = self._request(
             ctx, params, params.frames, conditioning_scale=params.conditioning_scale,
-            guide=guide, mask=mask, reference_images=refs,
+            guide=guide, mask=mask, reference_images=refs, start_image=start, end_image=end,
         )  # fmt: skip
         result = self._generate(ctx, request, params.model)
         fps = params.fps or self._engine.preset(request.model).fps
@@ -137,8 +123,36 @@ class VaceHandler(_GenerationHandler):
         encode_s = time.perf_counter() - encode_started
         ctx.progress.report("encoding", 1, 1)
         metrics = {**result.metrics, "encode_s": encode_s, "task_s": time.perf_counter() - started}
-        self._sidecar(ctx, params, result, {"fps": fps, "output": output.name, "metrics": metrics})
+        write_sidecar(ctx, output, result, task_model=request.model, extra={"fps": fps, "timings": metrics})
         return TaskResult(output=output, thumbnail=thumbnail, metrics=metrics)
+
+    def _check_before_downloads(self, ctx: TaskContext, params: VaceParams) -> None:
+        """Size, frames, model, schedule and family inputs: fail before any download. Inputs stand
+        in as placeholders of the right kind (their content is checked once fetched)."""
+        from PIL import Image
+
+        placeholder = Image.new("RGB", (16, 16))
+        bare = self._request(
+            ctx, params, params.frames, conditioning_scale=params.conditioning_scale,
+            reference_images=tuple(placeholder for _ in params.image_refs),
+            start_image=placeholder if params.image_start else None,
+            end_image=placeholder if params.image_end else None,
+        )  # fmt: skip
+        self._engine.validate(bare)
+        if (params.video_guide or params.video_mask) and self._engine.family(bare.model) != "vace":
+            field = "video_guide" if params.video_guide else "video_mask"
+            raise InvalidTaskParams(f"{field}: {bare.model} is not a VACE model; {field} is a VACE input")
+
+    def _anchors(self, ctx: TaskContext, params: VaceParams) -> tuple[Any, Any]:
+        inputs_dir = ctx.workdir / "inputs"
+        max_pixels = self._engine.config.input_max_pixels
+        images = []
+        for source in (params.image_start, params.image_end):
+            images.append(
+                video_io.load_image(self._fetch(source, inputs_dir), max_pixels) if source else None
+            )
+            ctx.cancel.check()
+        return images[0], images[1]
 
     def _inputs(self, ctx: TaskContext, params: VaceParams) -> tuple[Any, Any, tuple[Any, ...]]:
         inputs_dir = ctx.workdir / "inputs"
@@ -177,7 +191,7 @@ class ImageHandler(_GenerationHandler):
         output = video_io.save_image(result.frames[0], ctx.workdir / f"{_stem(ctx)}.png")
         ctx.progress.report("encoding", 1, 1)
         metrics = {**result.metrics, "task_s": time.perf_counter() - started}
-        self._sidecar(ctx, params, result, {"output": output.name, "metrics": metrics})
+        write_sidecar(ctx, output, result, task_model=request.model, extra={"timings": metrics})
         return TaskResult(output=output, metrics=metrics)
 
 

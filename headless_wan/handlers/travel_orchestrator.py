@@ -28,12 +28,15 @@ from headless_wan.domain.travel_params import (
 from headless_wan.errors import InvalidTaskParams
 from headless_wan.handlers import planning
 from headless_wan.handlers.base import TaskContext
+from headless_wan.handlers.segment_generation import log_unsupported
 from headless_wan.handlers.travel_inputs import TravelConfig, is_url
 
 ModelCheck = Callable[[str], object]
 """Raises InvalidTaskParams for an unknown model name (the engine's preset lookup; no torch)."""
 PhaseCheck = Callable[[dict[str, Any]], object]
 """Raises InvalidTaskParams for a phase_config that does not parse."""
+FamilyCheck = Callable[[str, str], object]
+"""(model, family): raises InvalidTaskParams when the model has no form in that family."""
 
 _DETAILS = "orchestrator_details"
 
@@ -144,6 +147,7 @@ def plan_run(
     *,
     model_check: ModelCheck | None = None,
     phase_check: PhaseCheck | None = None,
+    family_check: FamilyCheck | None = None,
 ) -> RunPlan:
     """Validate the payload (no side effects) and plan the run. Raises InvalidTaskParams naming the field."""
     details = params.orchestrator_details
@@ -176,6 +180,8 @@ def plan_run(
     phase_configs = tuple(override if override is not None else details.phase_config for override in phases)
     if model_check is not None:
         model_check(details.model_name)
+    if family_check is not None and details.model_type == "vace":
+        family_check(details.model_name, "vace")  # VACE mode runs the model's VACE form
     if phase_check is not None:
         for config_value in {id(c): c for c in phase_configs if c is not None}.values():
             phase_check(config_value)
@@ -229,6 +235,9 @@ def child_slots(
             fps_helpers=details.fps_helpers,
             after_first_post_generation_saturation=details.after_first_post_generation_saturation,
             after_first_post_generation_brightness=details.after_first_post_generation_brightness,
+            subsequent_starting_strength_adjustment=details.subsequent_starting_strength_adjustment,
+            desaturate_subsequent_starting_frames=details.desaturate_subsequent_starting_frames,
+            adjust_brightness_subsequent_starting_frames=details.adjust_brightness_subsequent_starting_frames,
             phase_config=run.phase_configs[index],
             lora_names=details.lora_names,
             lora_multipliers=details.lora_multipliers,
@@ -312,17 +321,23 @@ class TravelOrchestratorHandler:
         *,
         model_check: ModelCheck | None = None,
         phase_check: PhaseCheck | None = None,
+        family_check: FamilyCheck | None = None,
     ) -> None:
         self.config = config
         self.model_check = model_check
         self.phase_check = phase_check
+        self.family_check = family_check
 
     def run(self, ctx: TaskContext, params: TravelOrchestratorParams) -> TaskResult:
         project_id = ctx.task.project_id or params.project_id
         if not project_id:
             raise InvalidTaskParams("Orchestrator missing project_id")
         ctx.progress.report("orchestrating", 0, 1, "planning")
-        run = plan_run(params, self.config, model_check=self.model_check, phase_check=self.phase_check)
+        log_unsupported(ctx, [ctx.task.params, ctx.task.params.get(_DETAILS) or {}])
+        run = plan_run(
+            params, self.config, model_check=self.model_check, phase_check=self.phase_check,
+            family_check=self.family_check,
+        )  # fmt: skip
         slots = child_slots(ctx.task.id, str(project_id), params, run)
         new = missing_children(slots, existing_ids(ctx.children.existing()), str(project_id))
         ctx.cancel.check()

@@ -1,9 +1,12 @@
-"""`travel_segment`: guide + mask → engine → post-processing → one encode (travel.md §5, §7).
+"""`travel_segment`: inputs → engine → post-processing → one encode (travel.md §5, §7).
 
-Steps, in call order: `prepare_job` (pure: numbers and names from the payload), `gather_inputs` (anchor
-images and the predecessor's tail), `build_guide`, the engine (`prepare`, then `mark_started`, then
-`generate`), `post_process`, `encode`. Safe to re-run: inputs are fetched again into the task's own
-workdir and the output name is fixed per task.
+By the model's family: an image-to-video model gets the pair's images as `image_start`/`image_end`
+(independent segments; the end anchor is the next image); a VACE model gets a guide video and mask
+(start/end images, or the predecessor's overlap frames when chained, adjusted by the
+`*_subsequent_starting_*` fields). Steps, in call order: `prepare_job` (pure: numbers and names from the
+payload), `gather_inputs` / `gather_anchors`, the engine (`prepare`, then `mark_started`, then `generate`),
+`post_process`, one encode, the settings sidecar. Safe to re-run: inputs are fetched again into the task's
+own workdir and the output name is fixed per task.
 """
 
 from __future__ import annotations
@@ -11,17 +14,27 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar
 
 import numpy as np
 from pydantic import BaseModel
 
 from headless_wan.domain.tasks import TaskResult
 from headless_wan.domain.travel_params import TRAVEL_SEGMENT, TravelSegmentParams
-from headless_wan.engine import GenerationRequest, LoraSpec, parse_phase_config
 from headless_wan.errors import InvalidTaskParams, MediaError
 from headless_wan.handlers import planning
 from headless_wan.handlers.base import TaskContext
+from headless_wan.handlers.segment_generation import (
+    I2V,
+    SegmentEngine,
+    SegmentSettings,
+    encode_segment,
+    finish,
+    log_unsupported,
+    model_for_mode,
+    run_engine,
+    segment_request,
+)
 from headless_wan.handlers.travel_inputs import (
     TravelConfig,
     completed_dependency,
@@ -29,25 +42,9 @@ from headless_wan.handlers.travel_inputs import (
     load_anchor,
 )
 from headless_wan.media.fetch import fetch, safe_filename
-from headless_wan.media.guide import Guide, OverlapAdjust, build_guide, post_process, read_tail
-from headless_wan.media.video_io import VideoWriter, count_frames, write_thumbnail
+from headless_wan.media.guide import Guide, OverlapAdjust, build_guide, read_tail
 
 _IMAGES = "orchestrator_details.input_image_paths_resolved"
-
-
-class SegmentEngine(Protocol):
-    """The part of `headless_wan.engine.Engine` a segment uses."""
-
-    def prepare(self, request: GenerationRequest, *, fetch: Any = None, on_progress: Any = None) -> Any: ...
-
-    def generate(
-        self,
-        request: GenerationRequest,
-        *,
-        on_progress: Any = None,
-        cancel_check: Any = None,
-        fetch: Any = None,
-    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -55,6 +52,7 @@ class SegmentJob:
     """One segment's numbers and names, derived from the payload alone."""
 
     index: int
+    family: str
     width: int
     height: int
     layout: planning.GuideLayout
@@ -65,6 +63,7 @@ class SegmentJob:
     fps: int
     post_saturation: float
     post_brightness: float
+    adjust: OverlapAdjust
 
 
 def _anchor_sources(params: TravelSegmentParams) -> tuple[str | None, str | None]:
@@ -90,7 +89,7 @@ def _predecessor_length(params: TravelSegmentParams) -> int | None:
     return planning.segment_targets(frames, overlaps, chained=True)[params.segment_index - 1]
 
 
-def prepare_job(params: TravelSegmentParams) -> SegmentJob:
+def prepare_job(params: TravelSegmentParams, family: str = "vace") -> SegmentJob:
     """Validate what needs no I/O. Raises InvalidTaskParams naming the field."""
     details = params.orchestrator_details
     guidance = params.structure_guidance or details.structure_guidance or {}
@@ -106,12 +105,18 @@ def prepare_job(params: TravelSegmentParams) -> SegmentJob:
     width, height = planning.parse_resolution(params.parsed_resolution_wh)
     start, end = _anchor_sources(params)
     chained = details.runs_chained and params.frame_overlap_from_previous > 0
+    if chained and family == I2V:
+        raise InvalidTaskParams(
+            f"model_name: chained travel continues a predecessor through a VACE guide; "
+            f"{params.model_name or details.model_name} is an image-to-video model"
+        )
     layout = planning.guide_layout(
         target, params.frame_overlap_from_previous, chained=chained, has_end_image=end is not None
     )
     first = params.segment_index == 0
     return SegmentJob(
         index=params.segment_index,
+        family=family,
         width=width,
         height=height,
         layout=layout,
@@ -121,24 +126,28 @@ def prepare_job(params: TravelSegmentParams) -> SegmentJob:
         fps=params.fps_helpers,
         post_saturation=1.0 if first else params.after_first_post_generation_saturation,
         post_brightness=0.0 if first else params.after_first_post_generation_brightness,
+        adjust=OverlapAdjust(
+            strength_adjustment=params.subsequent_starting_strength_adjustment,
+            desaturate=params.desaturate_subsequent_starting_frames,
+            brightness=params.adjust_brightness_subsequent_starting_frames,
+        ),
     )
 
 
-def build_request(params: TravelSegmentParams, guide: Guide) -> GenerationRequest:
-    layout_frames = guide.frames.shape[0]
-    loras = tuple(LoraSpec(source, str(strength)) for source, strength in params.additional_loras.items())
-    return GenerationRequest(
-        model=params.model_name or params.orchestrator_details.model_name,
-        prompt=params.base_prompt.strip() or " ",
-        negative_prompt=params.negative_prompt.strip() or None,
-        width=guide.frames.shape[2],
-        height=guide.frames.shape[1],
-        num_frames=layout_frames,
+def segment_settings(params: TravelSegmentParams, job: SegmentJob, model: str) -> SegmentSettings:
+    """The segment's generation settings: its prompt, seed, phase_config (the orchestrator already chose
+    per-segment over run-wide) and every LoRA it names (additional_loras, lora_names/lora_multipliers)."""
+    return SegmentSettings(
+        model=model,
+        prompt=params.base_prompt,
+        negative_prompt=params.negative_prompt,
+        width=job.width,
+        height=job.height,
+        num_frames=job.layout.num_frames,
         seed=params.seed_to_use,
-        phases=parse_phase_config(params.phase_config) if params.phase_config else None,
-        loras=loras,
-        guide=guide.frames,
-        mask=guide.mask,
+        phase_config=params.phase_config,
+        loras=tuple(params.loras()),
+        fps=job.fps,
     )
 
 
@@ -160,21 +169,52 @@ class TravelSegmentHandler:
         self._fetch = functools.partial(fetch, allow_local=config.allow_local_inputs)
 
     def run(self, ctx: TaskContext, params: TravelSegmentParams) -> TaskResult:
-        job = prepare_job(params)
-        guide = self.gather_inputs(ctx, job)
-        request = build_request(params, guide)
-        self.engine.prepare(request, fetch=self._fetch, on_progress=ctx.progress.report)
-        ctx.mark_started()
-        result = self.engine.generate(
-            request, on_progress=ctx.progress.report, cancel_check=ctx.cancel.check, fetch=self._fetch
-        )
-        ctx.cancel.check()
+        log_unsupported(ctx, [ctx.task.params, ctx.task.params.get("orchestrator_details") or {}])
+        details = params.orchestrator_details
+        model = params.model_name or details.model_name
+        runs = model_for_mode(self.engine, model, details.model_type)
+        job = prepare_job(params, self.engine.family(runs))
+        settings = segment_settings(params, job, runs)
+        if job.family == I2V:
+            start, end = self.gather_anchors(ctx, job)
+            request = segment_request(settings, start=start, end=end)
+        else:
+            request = segment_request(settings, guide=self.gather_inputs(ctx, job))
+        result = run_engine(self.engine, ctx, request, self._fetch, model)
         output = ctx.workdir / safe_filename(f"{ctx.task.id}.mp4", default="segment.mp4")
-        self.encode(ctx, job, result.frames, output)
-        thumbnail = write_thumbnail(output, ctx.workdir / f"{output.stem}_thumb.jpg")
-        return TaskResult(
-            output=output, thumbnail=thumbnail, metrics=dict(getattr(result, "metrics", {}) or {})
+        if result.frames.shape[0] != job.layout.num_frames:
+            raise MediaError(
+                f"the engine returned {result.frames.shape[0]} frames, {job.layout.num_frames} were planned"
+            )
+        thumbnail = encode_segment(
+            ctx,
+            result.frames,
+            output,
+            job.fps,
+            saturation=job.post_saturation,
+            brightness=job.post_brightness,
         )
+        metrics = finish(ctx, output, result, model, job.fps)
+        return TaskResult(output=output, thumbnail=thumbnail, metrics=metrics)
+
+    def gather_anchors(self, ctx: TaskContext, job: SegmentJob) -> tuple[np.ndarray, np.ndarray | None]:
+        """Image-to-video: the pair's start image and the next image as the end anchor."""
+        folder = ctx.workdir / "inputs"
+        ctx.progress.report("fetching_inputs", 0, 1)
+        if job.start_image is None:
+            raise InvalidTaskParams(f"{_IMAGES}[{job.index}]: an image-to-video segment needs a start image")
+        start = load_anchor(
+            job.start_image, folder, self.config, job.width, job.height,
+            field=f"{_IMAGES}[{job.index}]", filename="start_image",
+        )  # fmt: skip
+        end = None
+        if job.end_image is not None:
+            end = load_anchor(
+                job.end_image, folder, self.config, job.width, job.height,
+                field=f"{_IMAGES}[{job.index + 1}]", filename="end_image",
+            )  # fmt: skip
+        ctx.progress.report("fetching_inputs", 1, 1)
+        return start, end
 
     def gather_inputs(self, ctx: TaskContext, job: SegmentJob) -> Guide:
         """Fetch anchors and the predecessor's tail; paint the guide and mask."""
@@ -201,7 +241,7 @@ class TravelSegmentHandler:
         overlap = self._predecessor_tail(ctx, job, folder) if layout.overlap_frames else []
         ctx.progress.report("fetching_inputs", 1, 1)
         return build_guide(
-            layout, job.width, job.height, start=start, end=end, overlap=overlap, adjust=OverlapAdjust()
+            layout, job.width, job.height, start=start, end=end, overlap=overlap, adjust=job.adjust
         )
 
     def _predecessor_tail(self, ctx: TaskContext, job: SegmentJob, folder: Path) -> list[np.ndarray]:
@@ -226,18 +266,3 @@ class TravelSegmentHandler:
                 extra={"action": "predecessor_length_mismatch"},
             )  # fmt: skip
         return tail.frames
-
-    def encode(self, ctx: TaskContext, job: SegmentJob, frames: np.ndarray, output: Path) -> None:
-        """Post-process and encode once; the decoded file must have exactly the planned frame count."""
-        expected = job.layout.num_frames
-        if frames.shape[0] != expected:
-            raise MediaError(f"the engine returned {frames.shape[0]} frames, {expected} were planned")
-        ctx.progress.report("encoding", 0, expected)
-        height, width = frames.shape[1:3]
-        with VideoWriter(output, width, height, job.fps) as writer:
-            for frame in frames:
-                writer.write(post_process(frame, job.post_saturation, job.post_brightness))
-        decoded = count_frames(output)
-        if decoded != expected:
-            raise MediaError(f"segment video decodes to {decoded} frames, {expected} were planned")
-        ctx.progress.report("encoding", expected, expected)

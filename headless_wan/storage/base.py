@@ -22,10 +22,17 @@ def output_key(task_id: str, filename: str) -> str:
     return f"tasks/{safe_id}/{safe_name}"
 
 
+SIDECAR_SUFFIX = ".settings.json"
+
+
 def publish_result(storage: Storage, task_id: str, output: Path | None, thumbnail: Path | None) -> str | None:
-    """Store a task's output (and its thumbnail beside it); returns the output's location."""
+    """Store a task's output (and its thumbnail and `<stem>.settings.json` sidecar beside it, when
+    the handler wrote them); returns the output's location."""
     if thumbnail is not None:
         storage.put(thumbnail, output_key(task_id, thumbnail.name))
     if output is None:
         return None
+    sidecar = output.with_name(output.stem + SIDECAR_SUFFIX)
+    if sidecar.is_file():
+        storage.put(sidecar, output_key(task_id, sidecar.name))
     return storage.put(output, output_key(task_id, output.name))

@@ -79,8 +79,20 @@ def test_vace_task_writes_a_decodable_mp4_thumbnail_and_sidecar(handlers, inputs
     assert first.shape == (32, 32, 3)  # 40x36 floored to multiples of 16
     assert result.thumbnail is not None and result.thumbnail.name == "task-1_thumb.jpg"
     assert Image.open(result.thumbnail).format == "JPEG"
-    sidecar = json.loads((result.output.parent / "task-1.json").read_text())
-    assert sidecar["task_model"] == "vace_14B" and sidecar["settings"]["preset"] == "tiny"
+    sidecar = json.loads((result.output.parent / "task-1.settings.json").read_text())
+    assert (sidecar["task_id"], sidecar["task_type"], sidecar["model"]) == ("task-1", "vace", "vace_14B")
+    assert (sidecar["preset"], sidecar["family"], sidecar["pipeline_class"]) == (
+        "tiny",
+        "vace",
+        "WanVACEPipeline",
+    )
+    assert (sidecar["seed"], sidecar["steps"], sidecar["resolution"], sidecar["num_frames"]) == (
+        4,
+        2,
+        "32x32",
+        17,
+    )
+    assert [step["step"] for step in sidecar["phase_plan"]] == [1, 2]
     assert sidecar["settings"]["video_mask"] and sidecar["fps"] == 16
     stages = [e[0] for e in recorder.events]
     assert stages.index("loading_model") < stages.index("mark_started") < stages.index("denoising")
@@ -137,3 +149,41 @@ def test_queue_workers_refuse_local_paths(make_engine, tmp_path: Path) -> None:
 def test_mask_videos_are_binarised() -> None:
     decoded = np.array([[[[3, 3, 3], [252, 250, 251], [127, 127, 127], [129, 128, 130]]]], np.uint8)
     assert binarise_mask(decoded).tolist() == [[[0, 255, 0, 255]]]
+
+
+def test_generate_video_on_an_i2v_model_takes_start_and_end_images(handlers, tmp_path: Path) -> None:
+    start, end = tmp_path / "start.png", tmp_path / "end.png"
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(start)
+    Image.new("RGB", (40, 40), (30, 30, 200)).save(end)
+    payload = {"prompt": "a cat", "model": "wan_2_2_i2v_lightning_baseline_2_2_2", "resolution": "32x32",
+               "video_length": 9, "num_inference_steps": 2, "image_start": str(start), "image_end": str(end)}  # fmt: skip
+    task = Task(id="task-i2v", task_type="generate_video", params=payload)
+    recorder, cancel = Recorder(), CancelToken()
+    result = handlers["generate_video"].run(
+        context(tmp_path, task, recorder, cancel), VaceParams.model_validate(payload)
+    )
+    assert result.output is not None and video_io.count_frames(result.output) == 9
+    sidecar = json.loads(result.output.with_name("task-i2v.settings.json").read_text())
+    assert (sidecar["preset"], sidecar["family"]) == ("tiny-i2v", "i2v")
+    assert sidecar["pipeline_class"] == "WanImageToVideoPipeline" and sidecar["settings"]["image_end"]
+    assert recorder.started == ["wan_2_2_i2v_lightning_baseline_2_2_2"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({}, "image_start: wan2.2-i2v-lightning-3-3 is an image-to-video model and needs a start image"),
+        ({"video_guide": "guide.mp4", "image_start": "s.png"}, "video_guide: "),
+        ({"control_net_weight": 0.5, "image_start": "s.png"}, "conditioning_scale: "),
+    ],
+)
+def test_i2v_inputs_are_checked_before_any_download(handlers, tmp_path: Path, changes, message) -> None:
+    payload = {"prompt": "a cat", "model": "wan_2_2_i2v_lightning_baseline_3_3", "resolution": "32x32",
+               "video_length": 9, **changes}  # fmt: skip
+    task = Task(id="task-bad", task_type="generate_video", params=payload)
+    recorder, cancel = Recorder(), CancelToken()
+    with pytest.raises(InvalidTaskParams, match=message):
+        handlers["generate_video"].run(
+            context(tmp_path, task, recorder, cancel), VaceParams.model_validate(payload)
+        )
+    assert recorder.started == []

@@ -84,7 +84,7 @@ def test_example_task_runs_with_the_cli(tmp_path: Path) -> None:
 
 def test_app_default_i2v_independent_travel_completes_without_a_stitch(tmp_path: Path) -> None:
     """What the Reigh app sends by default: Wan2.2 I2V Lightning, independent segments, no stitch.
-    The model is served by VACE (decision D1, a logged substitution); here on the tiny preset."""
+    The model runs as the image-to-video family it is; here on its tiny counterpart (tiny-i2v)."""
     images = [str(REPO / "examples" / "images" / f"travel_{i}.png") for i in range(3)]
     payload = orchestrator_payload(
         images,
@@ -102,3 +102,8 @@ def test_app_default_i2v_independent_travel_completes_without_a_stitch(tmp_path:
     outputs = sorted((tmp_path / "out" / "tasks").glob("*/*.mp4"))
     assert len(outputs) == 2  # two independent segments, no stitch
     assert all(count_frames(path) == 17 for path in outputs)
+    sidecars = [json.loads(path.with_name(f"{path.stem}.settings.json").read_text()) for path in outputs]
+    assert {(s["family"], s["preset"], s["model"]) for s in sidecars} == {
+        ("i2v", "tiny-i2v", "wan_2_2_i2v_lightning_baseline_2_2_2")
+    }
+    assert all(s["settings"]["image_start"] and s["settings"]["image_end"] for s in sidecars)
