@@ -122,6 +122,7 @@ class _ChildServer:
             log=log,
             lookup=_RemoteLookup(self),
         )
+        began = time.perf_counter()
         try:
             handler, params = self._registry.resolve(claim.task)
             result = handler.run(ctx, params)
@@ -133,7 +134,7 @@ class _ChildServer:
             self._channel.send(_failure(exc))
             return not isinstance(exc, MemoryError)  # host memory gone: a fresh process is safer
         else:
-            self._channel.send(ResultMsg(result))
+            self._channel.send(ResultMsg(result, time.perf_counter() - began))
         return True
 
     def call(self, name: str, *args: Any) -> Any:

@@ -78,6 +78,7 @@ class Reply:
 @dataclass(frozen=True)
 class ResultMsg:
     result: TaskResult
+    run_s: float = 0.0  # the handler's own time in the child: the rest of the parent's wait is overhead
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ class Executor:
         self._task_types: frozenset[str] = frozenset()
         self._lost: dict[str, int] = {}  # task id → executors lost running it (this worker)
         self.starts = 0
+        self.last_overhead_s = 0.0  # the last task's wall time in run() minus its time in the handler
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -145,6 +146,7 @@ class Executor:
         except ConfigError as exc:
             raise WorkerFatal(str(exc)) from None
         claim = request.claim
+        began = time.perf_counter()
         watch = TaskWatch(self._clock(), self._limits.stall_s, self._limits.timeout_for(claim.task_type))
         if not self._send(RunTask(claim, request.workdir)):
             raise self._lost_error(claim, "died", f"Executor process died ({self._death()})")
@@ -166,9 +168,10 @@ class Executor:
             if message is _DEAD:
                 raise self._lost_error(claim, "died", f"Executor process died ({self._death()})")
             if message is not None and (done := self._handle(message, request, watch)) is not None:
-                return done
+                self.last_overhead_s = time.perf_counter() - began - done.run_s
+                return done.result
 
-    def _handle(self, message: object, request: RunRequest, watch: TaskWatch) -> TaskResult | None:
+    def _handle(self, message: object, request: RunRequest, watch: TaskWatch) -> ResultMsg | None:
         if isinstance(message, ProgressMsg):
             watch.touch(self._clock(), message)
             if message.vram_mb is not None:
@@ -180,7 +183,7 @@ class Executor:
             self._serve_call(message, request)
         elif isinstance(message, ResultMsg):
             self._lost.pop(request.claim.id, None)
-            return message.result
+            return message
         elif isinstance(message, FailureMsg):
             raise self._failure(message)
         return None
