@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     s3_public_base_url: str | None = Field(
         None,
         description="Public URL of the bucket (or its CDN); outputs are recorded as <this>/<key>. "
-        "Recommended: unset = presigned URLs, which stop working after s3_url_expiry_s.",
+        "Recommended; unset = presigned URLs, which stop working after s3_url_expiry_s.",
     )
     s3_url_expiry_s: int = Field(
         7 * 24 * 3600,
@@ -180,7 +180,8 @@ class Settings(BaseSettings):
     cancel_timeout_s: float = Field(
         15.0,
         gt=0,
-        description="After a cancel, how long a task may take to stop before the worker releases it and exits.",
+        description="After a cancel, how long a task may take to stop before the worker kills its "
+        "executor process (in-process: releases the task and exits).",
     )
     progress_interval_s: float = Field(
         2.0, gt=0, description="At most one progress log line per task this often."
@@ -200,7 +201,8 @@ class Settings(BaseSettings):
     )
     task_timeouts: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_TASK_TIMEOUTS),
-        description='Per task type time limits overriding task_timeout_s, JSON {"travel_orchestrator": 600}.',
+        description="Per task type time limits overriding task_timeout_s, JSON; default "
+        '{"travel_orchestrator": 600, "image-generation": 1800, "wan_2_2_t2i": 1800}.',
     )
     finish_budget_s: float = Field(
         300.0,
