@@ -68,6 +68,17 @@ class Settings(BaseSettings):
         description="Reigh personal access token, for a user's local worker when no service-role key is set. "
         "Best effort: no heartbeat, model affinity, claim verification or recovery. Never logged.",
     )
+    reigh_contract: Literal["auto", "2026-01", "2026-04"] = Field(
+        "auto",
+        description="Which Reigh edge-function contract to speak: 2026-01 (banodoco/Reigh), 2026-04 "
+        "(banodoco/reigh-app) or auto (learnt once per process from the server's answers, and logged).",
+    )
+    reigh_max_task_wait_minutes: int | None = Field(
+        None,
+        gt=0,
+        description="2026-04 claims with same_model_only: minutes a task may wait before model affinity "
+        "gives way (claim-next-task max_task_wait_minutes; the server's default is 5).",
+    )
     reigh_function_urls: dict[str, str] = Field(
         default_factory=dict,
         description='Per-function URL overrides, JSON {"claim-next-task": "https://..."}; '

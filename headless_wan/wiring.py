@@ -100,7 +100,9 @@ def build_reigh_queue(settings: Settings) -> QueueClient:
             complete_attempts=s.reigh_complete_attempts,
             max_attempts=s.max_attempts,
             same_model_only=s.reigh_same_model_only,
+            max_task_wait_minutes=s.reigh_max_task_wait_minutes,
             base64_max_bytes=int(s.reigh_base64_max_mb * 1024 * 1024),
+            contract=s.reigh_contract,
         )
     )
 

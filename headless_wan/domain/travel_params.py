@@ -3,13 +3,13 @@ app's single-segment tasks `individual_travel_segment` and `wan_2_2_i2v` (turbo 
 
 The only module that spells travel payload keys (travel.md §2, §5.1, §6.1; reigh-contract.md §7).
 Unknown keys are kept (`extra="allow"`): the app sends UI fields we must pass through untouched in the
-`orchestrator_details` copy every child carries.
+children's `orchestrator_details` copies (the stitch's is whole; a segment's holds the run's scalars).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
@@ -94,51 +94,32 @@ class LoraEntry(BaseModel):
     strength: float = 1.0
 
 
-class OrchestratorDetails(BaseModel):
-    """`orchestrator_details` (travel.md §2.2). Fields the worker reads are typed; the rest pass through."""
+def item_at(values: Any, index: int) -> Any:
+    """`values[index]` when `values` is a list long enough, else None (the app's `extractFromArray`)."""
+    return values[index] if isinstance(values, list) and 0 <= index < len(values) else None
+
+
+class RunDetails(BaseModel):
+    """The `orchestrator_details` a travel child carries: what the children read from it.
+
+    Segments get the run's scalar fields only (`OrchestratorDetails.segment_copy`): their own images,
+    prompt and lengths travel at their top level, so a segment's size does not grow with the run. Older
+    children (and the predecessor worker's) carry the whole payload; the list fields here read those.
+    """
 
     model_config = ConfigDict(extra="allow")
 
     orchestrator_task_id: str | None = None
     run_id: str
-    input_image_paths_resolved: list[str] = Field(default_factory=list)
-    num_new_segments_to_generate: int | None = None
-    parent_generation_id: str | None = None
-    segment_frames_expanded: list[int] | int
-    frame_overlap_expanded: list[int] | int = 0
-    base_prompts_expanded: list[str | None] | str | None = None
-    negative_prompts_expanded: list[str | None] | str | None = None
-    enhanced_prompts_expanded: list[str | None] | None = None
-    phase_configs_expanded: list[dict[str, Any] | None] | None = None
-    loras_per_segment_expanded: list[list[LoraEntry] | None] | None = None
-    base_prompt: str = ""
-    negative_prompt: str = ""
-    text_before_prompts: str = ""
-    text_after_prompts: str = ""
     model_name: str = "base_tester_model"
     model_type: str = "i2v"
-    parsed_resolution_wh: str
-    seed_base: int = 789
-    phase_config: dict[str, Any] | None = None
-    additional_loras: dict[str, float] = Field(default_factory=dict)
-    lora_names: list[str] = Field(default_factory=list)
-    lora_multipliers: list[Any] = Field(default_factory=list)
-    fps_helpers: int = Field(DEFAULT_FPS, gt=0)
+    input_image_paths_resolved: list[str] = Field(default_factory=list)
+    segment_frames_expanded: list[int] | int | None = None
+    frame_overlap_expanded: list[int] | int = 0
     independent_segments: bool = True
     chain_segments: bool | None = None
-    use_svi: bool = False
-    after_first_post_generation_saturation: float = 1.0
-    after_first_post_generation_brightness: float = 0.0
-    subsequent_starting_strength_adjustment: float = 0.0
-    desaturate_subsequent_starting_frames: float = 0.0
-    adjust_brightness_subsequent_starting_frames: float = 0.0
-    """Chained VACE runs: how the predecessor's overlap frames are adjusted in the next guide."""
-    crossfade_sharp_amt: float = DEFAULT_SHARP_AMOUNT
     regenerate_anchors: bool = False
-    upscale_factor: float = 0.0
-    upscale_model_name: str | None = None
     structure_guidance: dict[str, Any] | None = None
-    continue_from_video_resolved_path: str | None = None
 
     @field_validator("run_id", mode="before")
     @classmethod
@@ -158,6 +139,44 @@ class OrchestratorDetails(BaseModel):
         `chain_segments` says (the predecessor lengthened their targets anyway; we do not)."""
         return self.model_type == "vace" and self.chained
 
+
+class OrchestratorDetails(RunDetails):
+    """`orchestrator_details` (travel.md §2.2). Fields the worker reads are typed; the rest pass through."""
+
+    input_image_generation_ids: list[str | None] | None = None
+    pair_shot_generation_ids: list[str | None] | None = None
+    shot_id: str | None = None
+    num_new_segments_to_generate: int | None = None
+    parent_generation_id: str | None = None
+    segment_frames_expanded: list[int] | int  # required here, optional in a child's copy
+    base_prompts_expanded: list[str | None] | str | None = None
+    negative_prompts_expanded: list[str | None] | str | None = None
+    enhanced_prompts_expanded: list[str | None] | None = None
+    phase_configs_expanded: list[dict[str, Any] | None] | None = None
+    loras_per_segment_expanded: list[list[LoraEntry] | None] | None = None
+    base_prompt: str = ""
+    negative_prompt: str = ""
+    text_before_prompts: str = ""
+    text_after_prompts: str = ""
+    parsed_resolution_wh: str
+    seed_base: int = 789
+    phase_config: dict[str, Any] | None = None
+    additional_loras: dict[str, float] = Field(default_factory=dict)
+    lora_names: list[str] = Field(default_factory=list)
+    lora_multipliers: list[Any] = Field(default_factory=list)
+    fps_helpers: int = Field(DEFAULT_FPS, gt=0)
+    use_svi: bool = False
+    after_first_post_generation_saturation: float = 1.0
+    after_first_post_generation_brightness: float = 0.0
+    subsequent_starting_strength_adjustment: float = 0.0
+    desaturate_subsequent_starting_frames: float = 0.0
+    adjust_brightness_subsequent_starting_frames: float = 0.0
+    """Chained VACE runs: how the predecessor's overlap frames are adjusted in the next guide."""
+    crossfade_sharp_amt: float = DEFAULT_SHARP_AMOUNT
+    upscale_factor: float = 0.0
+    upscale_model_name: str | None = None
+    continue_from_video_resolved_path: str | None = None
+
     @property
     def needs_stitch(self) -> bool:
         """A stitch child exists iff the run is SVI or a chained VACE run."""
@@ -166,8 +185,8 @@ class OrchestratorDetails(BaseModel):
     def child_copy(
         self, orchestrator_task_id: str, segment_frames: list[int], overlaps: list[int]
     ) -> dict[str, Any]:
-        """The copy every child carries: the DB id as `orchestrator_task_id`, the quantised arrays and
-        the normalised chain flag written back; everything else as the app sent it."""
+        """The stitch's whole copy: the DB id as `orchestrator_task_id`, the quantised arrays and the
+        normalised chain flag written back; everything else as the app sent it."""
         updated = self.model_copy(
             update={
                 "orchestrator_task_id": orchestrator_task_id,
@@ -177,6 +196,16 @@ class OrchestratorDetails(BaseModel):
             }
         )
         return updated.model_dump(mode="json", exclude_unset=True)
+
+    def segment_copy(self, orchestrator_task_id: str) -> dict[str, Any]:
+        """What a segment carries: the run's scalar fields as the app sent them (shot_id, run_id,
+        model_name, motion_mode, ... which the app reads from a child's copy), never a list or object.
+        Every per-segment array is indexed by segment, so a full copy per segment is O(N²) for a run;
+        the segment's own values travel at its top level instead (`TravelSegmentParams`)."""
+        full = self.model_copy(
+            update={"orchestrator_task_id": orchestrator_task_id, "chain_segments": self.runs_chained}
+        ).model_dump(mode="json", exclude_unset=True)
+        return {key: value for key, value in full.items() if not isinstance(value, (list, dict))}
 
 
 class TravelOrchestratorParams(BaseModel):
@@ -200,11 +229,33 @@ class ChildLinks(BaseModel):
     orchestrator_run_id: str
     project_id: str | None = None
     parent_generation_id: str | None = None
-    orchestrator_details: OrchestratorDetails
+    orchestrator_details: RunDetails
+
+
+class SegmentAppIds(BaseModel):
+    """`individual_segment_params` of a travel segment: the slot's image generation ids, where the
+    app's stale-segment check (`demote_orphaned_video_variants`) reads them."""
+
+    start_image_generation_id: str | None = None
+    end_image_generation_id: str | None = None
 
 
 class TravelSegmentParams(ChildLinks):
     """`travel_segment` params as the orchestrator writes them (travel.md §5.1)."""
+
+    APP_FIELDS: ClassVar[tuple[str, ...]] = (
+        "prompt",
+        "enhanced_prompt",
+        "num_frames",
+        "frame_overlap",
+        "start_image_generation_id",
+        "end_image_generation_id",
+        "pair_shot_generation_id",
+        "shot_id",
+        "individual_segment_params",
+    )
+    """Written for the app (its completion and gallery read them from a segment), never read here;
+    left out when empty."""
 
     segment_index: StrictInt = Field(ge=0)
     is_first_segment: bool
@@ -231,9 +282,32 @@ class TravelSegmentParams(ChildLinks):
     lora_multipliers: list[Any] = Field(default_factory=list)
     additional_loras: dict[str, float] = Field(default_factory=dict)
     use_svi: bool = False
+    start_image_url: str | None = None
+    """The pair's images. Absent in older children: then `orchestrator_details.input_image_paths_resolved`."""
+    end_image_url: str | None = None
+    predecessor_frames_target: int | None = Field(None, ge=1)
+    """Chained runs: the frames the predecessor was planned to produce (a mismatch is logged)."""
+    # The app's view of the segment (APP_FIELDS): what its normaliser used to pick out of the arrays.
+    prompt: str | None = None
+    enhanced_prompt: str | None = None
+    num_frames: int | None = None
+    frame_overlap: int | None = None
+    start_image_generation_id: str | None = None
+    end_image_generation_id: str | None = None
+    pair_shot_generation_id: str | None = None
+    shot_id: str | None = None
+    individual_segment_params: SegmentAppIds | None = None
 
     def loras(self) -> list[tuple[str, str]]:
         return lora_pairs(self.additional_loras, self.lora_names, self.lora_multipliers)
+
+    def wire(self) -> dict[str, Any]:
+        """The params as stored: every field, less the app's fields that are empty."""
+        empty = {name for name in self.APP_FIELDS if getattr(self, name) is None}
+        wire = self.model_dump(mode="json", exclude=empty)
+        # The run copy exactly as given (`segment_copy`), not padded with this model's defaults.
+        wire["orchestrator_details"] = self.orchestrator_details.model_dump(mode="json", exclude_unset=True)
+        return wire
 
 
 class TravelStitchParams(ChildLinks):

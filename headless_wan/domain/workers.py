@@ -8,11 +8,12 @@ from enum import Enum
 
 
 class WorkerStatus(str, Enum):
-    """Reigh's `workers.status` values that a worker may send itself."""
+    """What a worker may say about itself (Reigh's `workers.status` values)."""
 
     ACTIVE = "active"
     INACTIVE = "inactive"  # graceful shutdown
-    ERROR = "error"  # right before a worker-fatal exit
+    ERROR = "error"  # unhealthy, but nothing it held needs giving back
+    CRASHED = "crashed"  # right before a worker-fatal exit: the queue may give back what it still held
 
 
 @dataclass(frozen=True)

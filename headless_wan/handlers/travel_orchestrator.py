@@ -20,9 +20,11 @@ from headless_wan.domain.travel_params import (
     TRAVEL_STITCH,
     UPSCALE_SEED_OFFSET,
     OrchestratorDetails,
+    SegmentAppIds,
     TravelOrchestratorParams,
     TravelSegmentParams,
     TravelStitchParams,
+    item_at,
     segment_index_of,
 )
 from headless_wan.errors import InvalidTaskParams
@@ -203,24 +205,26 @@ def plan_run(
 
 
 def child_slots(
-    orchestrator_id: str, project_id: str, params: TravelOrchestratorParams, run: RunPlan
+    orchestrator_id: str, project_id: str | None, params: TravelOrchestratorParams, run: RunPlan
 ) -> list[ChildSlot]:
     """The children of a run, in creation order (segments, then the stitch if the run has one)."""
     details = params.orchestrator_details
     plan = run.plan
-    details_copy = details.child_copy(orchestrator_id, list(plan.segment_frames), list(plan.overlaps))
     links = {
         "orchestrator_task_id_ref": orchestrator_id,
         "orchestrator_run_id": details.run_id,
         "project_id": project_id,
         "parent_generation_id": params.parent_generation_id or details.parent_generation_id,
-        "orchestrator_details": details_copy,
     }
     resolution = planning.format_resolution(run.width, run.height)
+    segment_details = details.segment_copy(orchestrator_id)
     slots = []
     for index in range(plan.num_segments):
         segment = TravelSegmentParams(
             **links,
+            orchestrator_details=segment_details,
+            **_segment_inputs(run, index),
+            **_app_view(details, plan, index),
             segment_index=index,
             is_first_segment=index == 0,
             is_last_segment=index == plan.num_segments - 1,
@@ -244,10 +248,15 @@ def child_slots(
             additional_loras=run.loras[index],
         )
         previous = (TRAVEL_SEGMENT, index - 1) if plan.chained and index > 0 else None
-        slots.append(ChildSlot(TRAVEL_SEGMENT, index, segment.model_dump(mode="json"), previous))
+        slots.append(ChildSlot(TRAVEL_SEGMENT, index, segment.wire(), previous))
     if details.needs_stitch:
+        # One stitch per run, so its full copy is O(N): the app makes the stitch's params the final
+        # video's and reads the run's arrays from there (placeholders, "apply settings").
         stitch = TravelStitchParams(
             **links,
+            orchestrator_details=details.child_copy(
+                orchestrator_id, list(plan.segment_frames), list(plan.overlaps)
+            ),
             num_total_segments_generated=plan.num_segments,
             frame_overlap_settings_expanded=list(plan.overlaps),
             crossfade_sharp_amt=details.crossfade_sharp_amt,
@@ -264,6 +273,40 @@ def child_slots(
             )
         )
     return slots
+
+
+def _segment_inputs(run: RunPlan, index: int) -> dict[str, Any]:
+    """The segment's own images (the next image is its end anchor) and, when chained, its
+    predecessor's planned length: what it would otherwise look up in a copy of the whole run."""
+    images = run.images
+    chained_from = run.plan.targets[index - 1] if run.plan.chained and index > 0 else None
+    return {
+        "start_image_url": images[index],
+        "end_image_url": images[index + 1] if index + 1 < len(images) else None,
+        "predecessor_frames_target": chained_from,
+    }
+
+
+def _app_view(details: OrchestratorDetails, plan: planning.TravelPlan, index: int) -> dict[str, Any]:
+    """The values the app's completion used to pick out of the run's arrays at this segment's index
+    (prompt, lengths, image and slot ids), so the generation it records is unchanged without them."""
+    start_id = item_at(details.input_image_generation_ids, index)
+    end_id = item_at(details.input_image_generation_ids, index + 1)
+    return {
+        "prompt": item_at(details.base_prompts_expanded, index),
+        "enhanced_prompt": item_at(details.enhanced_prompts_expanded, index) or None,
+        "num_frames": plan.segment_frames[index],
+        "frame_overlap": item_at(list(plan.overlaps), index),
+        "start_image_generation_id": start_id,
+        "end_image_generation_id": end_id,
+        "pair_shot_generation_id": item_at(details.pair_shot_generation_ids, index),
+        "shot_id": details.shot_id,
+        "individual_segment_params": (
+            SegmentAppIds(start_image_generation_id=start_id, end_image_generation_id=end_id)
+            if start_id or end_id
+            else None
+        ),
+    }
 
 
 def _slot_key(task: Task) -> tuple[str, int | None] | None:
@@ -289,7 +332,7 @@ def existing_ids(children: Sequence[Task]) -> dict[tuple[str, int | None], str]:
 
 
 def missing_children(
-    slots: Sequence[ChildSlot], existing: dict[tuple[str, int | None], str], project_id: str
+    slots: Sequence[ChildSlot], existing: dict[tuple[str, int | None], str], project_id: str | None
 ) -> list[NewTask]:
     """New tasks for the slots without a child; dependencies point at existing or new ids."""
     ids = dict(existing)
@@ -329,17 +372,17 @@ class TravelOrchestratorHandler:
         self.family_check = family_check
 
     def run(self, ctx: TaskContext, params: TravelOrchestratorParams) -> TaskResult:
-        project_id = ctx.task.project_id or params.project_id
-        if not project_id:
-            raise InvalidTaskParams("Orchestrator missing project_id")
+        # A project is Reigh's requirement (its create-task refuses children without one, and says
+        # so); the embedded and PostgreSQL queues and `run` need none, and the app's params carry none.
+        project_id = ctx.task.project_id or params.project_id or None
         ctx.progress.report("orchestrating", 0, 1, "planning")
         log_unsupported(ctx, [ctx.task.params, ctx.task.params.get(_DETAILS) or {}])
         run = plan_run(
             params, self.config, model_check=self.model_check, phase_check=self.phase_check,
             family_check=self.family_check,
         )  # fmt: skip
-        slots = child_slots(ctx.task.id, str(project_id), params, run)
-        new = missing_children(slots, existing_ids(ctx.children.existing()), str(project_id))
+        slots = child_slots(ctx.task.id, project_id, params, run)
+        new = missing_children(slots, existing_ids(ctx.children.existing()), project_id)
         ctx.cancel.check()
         if new:
             ctx.children.enqueue(new)

@@ -58,6 +58,9 @@ class SegmentJob:
     layout: planning.GuideLayout
     start_image: str | None
     end_image: str | None
+    start_field: str
+    end_field: str
+    """Where the images came from, for messages (top-level URLs, or an older child's run copy)."""
     predecessor_frames: int | None
     """The predecessor's planned length (for a mismatch warning), when chained."""
     fps: int
@@ -66,19 +69,25 @@ class SegmentJob:
     adjust: OverlapAdjust
 
 
-def _anchor_sources(params: TravelSegmentParams) -> tuple[str | None, str | None]:
+def _anchor_sources(params: TravelSegmentParams) -> tuple[str | None, str | None, str, str]:
+    """(start, end, start field, end field): the segment's own URLs, else an older child's run copy."""
+    if params.start_image_url is not None:
+        return params.start_image_url, params.end_image_url, "start_image_url", "end_image_url"
     images = params.orchestrator_details.input_image_paths_resolved
     index = params.segment_index
+    fields = f"{_IMAGES}[{index}]", f"{_IMAGES}[{index + 1}]"
     if len(images) == 1:
-        return images[0], None  # single-image journey: no end anchor
+        return images[0], None, *fields  # single-image journey: no end anchor
     if index + 1 >= len(images):
         raise InvalidTaskParams(
             f"{_IMAGES}: segment {index} needs images {index} and {index + 1}, got {len(images)}"
         )
-    return images[index], images[index + 1]
+    return images[index], images[index + 1], *fields
 
 
 def _predecessor_length(params: TravelSegmentParams) -> int | None:
+    if params.predecessor_frames_target is not None:
+        return params.predecessor_frames_target
     details = params.orchestrator_details
     frames = details.segment_frames_expanded
     overlaps = details.frame_overlap_expanded
@@ -103,7 +112,7 @@ def prepare_job(params: TravelSegmentParams, family: str = "vace") -> SegmentJob
             f"segment_frames_target: {target} is not of the form 4n+1 (the orchestrator plans it)"
         )
     width, height = planning.parse_resolution(params.parsed_resolution_wh)
-    start, end = _anchor_sources(params)
+    start, end, start_field, end_field = _anchor_sources(params)
     chained = details.runs_chained and params.frame_overlap_from_previous > 0
     if chained and family == I2V:
         raise InvalidTaskParams(
@@ -122,6 +131,8 @@ def prepare_job(params: TravelSegmentParams, family: str = "vace") -> SegmentJob
         layout=layout,
         start_image=start,
         end_image=end,
+        start_field=start_field,
+        end_field=end_field,
         predecessor_frames=_predecessor_length(params) if chained else None,
         fps=params.fps_helpers,
         post_saturation=1.0 if first else params.after_first_post_generation_saturation,
@@ -202,16 +213,16 @@ class TravelSegmentHandler:
         folder = ctx.workdir / "inputs"
         ctx.progress.report("fetching_inputs", 0, 1)
         if job.start_image is None:
-            raise InvalidTaskParams(f"{_IMAGES}[{job.index}]: an image-to-video segment needs a start image")
+            raise InvalidTaskParams(f"{job.start_field}: an image-to-video segment needs a start image")
         start = load_anchor(
             job.start_image, folder, self.config, job.width, job.height,
-            field=f"{_IMAGES}[{job.index}]", filename="start_image",
+            field=job.start_field, filename="start_image",
         )  # fmt: skip
         end = None
         if job.end_image is not None:
             end = load_anchor(
                 job.end_image, folder, self.config, job.width, job.height,
-                field=f"{_IMAGES}[{job.index + 1}]", filename="end_image",
+                field=job.end_field, filename="end_image",
             )  # fmt: skip
         ctx.progress.report("fetching_inputs", 1, 1)
         return start, end
@@ -223,21 +234,15 @@ class TravelSegmentHandler:
         ctx.progress.report("fetching_inputs", 0, 1)
         start = end = None
         if layout.start_anchor and job.start_image is not None:
-            field = f"{_IMAGES}[{job.index}]"
             start = load_anchor(
-                job.start_image,
-                folder,
-                self.config,
-                job.width,
-                job.height,
-                field=field,
-                filename="start_image",
-            )
+                job.start_image, folder, self.config, job.width, job.height,
+                field=job.start_field, filename="start_image",
+            )  # fmt: skip
         if layout.end_anchor and job.end_image is not None:
-            field = f"{_IMAGES}[{job.index + 1}]"
             end = load_anchor(
-                job.end_image, folder, self.config, job.width, job.height, field=field, filename="end_image"
-            )
+                job.end_image, folder, self.config, job.width, job.height,
+                field=job.end_field, filename="end_image",
+            )  # fmt: skip
         overlap = self._predecessor_tail(ctx, job, folder) if layout.overlap_frames else []
         ctx.progress.report("fetching_inputs", 1, 1)
         return build_guide(

@@ -145,7 +145,11 @@ class Worker:
         finally:
             if self.exit_code == EXIT_FATAL:
                 self.events.state_changed(WorkerState.FAILED)
-            self.heartbeat.stop(WorkerStatus.ERROR if self.exit_code == EXIT_FATAL else WorkerStatus.INACTIVE)
+            # A worker-fatal exit says "crashed", so a queue that can gives back whatever
+            # this worker still held; a clean stop says "inactive".
+            self.heartbeat.stop(
+                WorkerStatus.CRASHED if self.exit_code == EXIT_FATAL else WorkerStatus.INACTIVE
+            )
             self._log.info("worker stopped", extra={"action": "worker_stopped"})
         return self.exit_code
 

@@ -6,12 +6,15 @@ RPC), `tasks` (PostgREST reads) and `upload` (signed-URL PUTs to storage).
 - `fail`: answer `status` (503 by default) without doing anything;
 - `hang`: hold the request `seconds` (past the client's timeout), then apply it or not;
 - `drop`: apply the request, then close the connection without answering (the client cannot
-  tell whether it happened).
+  tell whether it happened);
+- `before`: run `action` (what another party does meanwhile: the app cancels, the server completes),
+  then serve the request normally.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -22,6 +25,7 @@ class Fault:
     status: int = 503
     seconds: float = 0.0
     apply: bool = True
+    action: Callable[[], None] | None = None
 
 
 class Faults:
@@ -39,6 +43,9 @@ class Faults:
 
     def drop(self, endpoint: str, times: int = 1) -> None:
         self._add(endpoint, Fault("drop", times))
+
+    def before(self, endpoint: str, action: Callable[[], None], times: int = 1) -> None:
+        self._add(endpoint, Fault("before", times, action=action))
 
     def clear(self) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,7 +153,7 @@ def update_task_status(call: Call) -> Reply:
     if status not in STATUSES:
         return text(400, f"Invalid status. Must be one of: {', '.join(STATUSES)}")
     task = call.store.task(task_id)
-    if task is None or not _may_touch(call, task):
+    if task is None or not may_touch(call, task):
         return text(404, "Task not found or not accessible")
     current = task["status"]
     guard = None
@@ -171,16 +172,26 @@ def update_task_status(call: Call) -> Reply:
                 "message": guard,
             },
         )
-    sets, args = _status_changes(body, status)
+    return apply_status(call, task, status)
+
+
+def apply_status(
+    call: Call,
+    task: dict[str, Any],
+    status: str,
+    cascade_with: Callable[[sqlite3.Connection, dict[str, Any], str], None] | None = None,
+) -> Reply:
+    """The accepted write, with the failure/cancel cascade (each generation has its own)."""
+    sets, args = _status_changes(call.body, status)
     with call.store.tx() as db:
-        db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", (*args, task_id))
+        db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", (*args, task["id"]))
         if status in ("Failed", "Cancelled"):
-            _cascade(db, task, status)
+            (cascade_with or cascade)(db, task, status)
     return Reply(
         200,
         {
             "success": True,
-            "task_id": task_id,
+            "task_id": task["id"],
             "status": status,
             "message": f"Task status updated to '{status}'",
         },
@@ -211,7 +222,7 @@ def _status_changes(body: dict[str, Any], status: str) -> tuple[list[str], list[
     return sets, args
 
 
-def _cascade(db: sqlite3.Connection, task: dict[str, Any], status: str) -> None:
+def cascade(db: sqlite3.Connection, task: dict[str, Any], status: str) -> None:
     """§5.4: a failed/cancelled child takes its orchestrator and non-terminal siblings with it."""
     ref = cascade_ref(task["params"])
     if not ref:
@@ -234,7 +245,7 @@ def _cascade(db: sqlite3.Connection, task: dict[str, Any], status: str) -> None:
         )
 
 
-def _may_touch(call: Call, task: dict[str, Any]) -> bool:
+def may_touch(call: Call, task: dict[str, Any]) -> bool:
     return call.caller.kind == "service" or call.store.owner_of(task["project_id"]) == call.caller.user_id
 
 
@@ -283,7 +294,7 @@ def create_task(call: Call) -> Reply:
 
 def get_task_output(call: Call) -> Reply:
     task = call.store.task(call.body.get("task_id") or "")
-    if task is None or not _may_touch(call, task):
+    if task is None or not may_touch(call, task):
         return text(404, "Task not found")
     return Reply(
         200,
@@ -365,90 +376,3 @@ def get_completed_segments(call: Call) -> Reply:
             continue
         rows.append({"segment_index": index, "output_location": t["output_location"]})
     return Reply(200, sorted(rows, key=lambda r: r["segment_index"]))  # a bare array
-
-
-# --- workers (§3.10, §3.12) --------------------------------------------------------------------
-
-
-def update_worker_model(call: Call) -> Reply:
-    if call.caller.kind != "service":
-        return text(403, "Service role authentication required")
-    worker_id, model = call.body.get("worker_id"), (call.body.get("current_model") or "").strip()
-    if not worker_id:
-        return text(400, "Missing required field: worker_id")
-    if not model:
-        return text(400, "Missing required field: current_model")
-    now = now_text()
-    with call.store.tx() as db:
-        changed = db.execute(
-            "UPDATE workers SET current_model=?, last_heartbeat=?, status='active' WHERE id=?",
-            (model, now, worker_id),
-        ).rowcount
-        if not changed:
-            db.execute(
-                "INSERT INTO workers (id, instance_type, status, last_heartbeat, current_model, created_at)"
-                " VALUES (?, ?, 'active', ?, ?, ?)",
-                (worker_id, call.body.get("instance_type") or "external", now, model, now),
-            )
-    return Reply(
-        200,
-        {
-            "success": True,
-            "worker_id": worker_id,
-            "current_model": model,
-            "last_heartbeat": now,
-            "action": "updated" if changed else "inserted",
-            "message": "ok",
-        },
-    )
-
-
-HEARTBEAT_PARAMS = (
-    "worker_id_param",
-    "vram_total_mb_param",
-    "vram_used_mb_param",
-    "logs_param",
-    "current_task_id_param",
-    "status_param",
-)
-
-
-def heartbeat_rpc(call: Call) -> Reply:
-    body = call.body
-    if "status_param" not in body:  # two overloads match: PostgREST refuses (PGRST203)
-        return Reply(300, {"code": "PGRST203", "message": "Could not choose the best candidate function"})
-    unknown = set(body) - set(HEARTBEAT_PARAMS)
-    if unknown or not body.get("worker_id_param"):
-        return Reply(404, {"code": "PGRST202", "message": f"no function matches {sorted(body)}"})
-    if body["status_param"] not in ("active", "inactive", "error", "terminated", "spawning"):
-        return Reply(400, {"code": "23514", "message": "workers_status_check violated"})
-    now, worker_id = now_text(), body["worker_id_param"]
-    meta = {"vram_total_mb": body.get("vram_total_mb_param"), "vram_used_mb": body.get("vram_used_mb_param")}
-    logs = body.get("logs_param") or []
-    with call.store.tx() as db:
-        row = db.execute("SELECT metadata FROM workers WHERE id=?", (worker_id,)).fetchone()
-        if row is None:
-            db.execute(
-                "INSERT INTO workers (id, instance_type, status, last_heartbeat, metadata, created_at)"
-                " VALUES (?, 'external', ?, ?, ?, ?)",
-                (worker_id, body["status_param"], now, json.dumps(meta), now),
-            )
-        else:
-            merged = {**json.loads(row[0] or "{}"), **meta}
-            db.execute(
-                "UPDATE workers SET status=?, last_heartbeat=?, metadata=? WHERE id=?",
-                (body["status_param"], now, json.dumps(merged), worker_id),
-            )
-        for entry in logs:
-            db.execute(
-                "INSERT INTO system_logs (worker_id, task_id, level, message) VALUES (?, ?, ?, ?)",
-                (
-                    worker_id,
-                    entry.get("task_id") or body.get("current_task_id_param"),
-                    entry.get("level"),
-                    entry.get("message"),
-                ),
-            )
-    return Reply(
-        200, {"success": True, "heartbeat_updated": True, "logs_inserted": len(logs), "log_errors": 0}
-    )

@@ -1,7 +1,10 @@
 """A Reigh-compatible HTTP server on loopback for tests: edge functions, the heartbeat RPC, PostgREST
 task reads and a storage bucket, over a real SQLite store (test-only; see `reigh-contract.md`).
 
-    with ReighServer(tmp_path) as server:
+`contract` picks the generation: "2026-01" (`banodoco/Reigh`, the contract document) or "2026-04"
+(`banodoco/reigh-app` HEAD; its differences are in `app_2026_04.py`).
+
+    with ReighServer(tmp_path, contract="2026-04") as server:
         task_id = server.submit("echo", {"message": "hi"})
         ...  # point SUPABASE_URL at server.url, SUPABASE_SERVICE_ROLE_KEY at server.service_key
 """
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.reigh_server import completion
+from tests.reigh_server import app_2026_04, completion, workers
 from tests.reigh_server import functions as fn
 from tests.reigh_server.faults import Faults
 from tests.reigh_server.postgrest import select_tasks
@@ -32,9 +35,15 @@ FUNCTIONS = {
     "get-predecessor-output": fn.get_predecessor_output,
     "get-orchestrator-children": fn.get_orchestrator_children,
     "get-completed-segments": fn.get_completed_segments,
-    "update-worker-model": fn.update_worker_model,
+    "update-worker-model": workers.update_worker_model,
     "generate-upload-url": completion.generate_upload_url,
 }
+FUNCTIONS_2026_04 = {
+    **FUNCTIONS,
+    "create-task": app_2026_04.create_task,
+    "update-task-status": app_2026_04.update_task_status,
+}
+CONTRACTS = ("2026-01", "2026-04")
 HEARTBEAT_RPC = "func_worker_heartbeat_with_logs"
 SIGNED_PREFIX = f"/storage/v1/object/upload/sign/{completion.BUCKET}/"
 PUBLIC_PREFIX = f"/storage/v1/object/public/{completion.BUCKET}/"
@@ -49,7 +58,13 @@ class Recorded:
 
 
 class ReighServer:
-    def __init__(self, root: Path, *, service_key: str | None = None) -> None:
+    def __init__(self, root: Path, *, service_key: str | None = None, contract: str = "2026-01") -> None:
+        if contract not in CONTRACTS:
+            raise ValueError(f"contract must be one of {CONTRACTS}, got {contract!r}")
+        self.contract = contract
+        self.functions = FUNCTIONS_2026_04 if contract == "2026-04" else FUNCTIONS
+        self.task_types: set[str] = set(app_2026_04.DEFAULT_TASK_TYPES)  # 2026-04's active task_types
+        self._generation_failures: list[str] = []
         root.mkdir(parents=True, exist_ok=True)
         self.store = Store(root / "reigh.sqlite3")
         self.service_key = service_key or f"service-{secrets.token_hex(16)}"
@@ -63,6 +78,7 @@ class ReighServer:
         self.signed: dict[str, str] = {}  # upload token → storage path
         self.api_task_types: set[str] = set()
         self.requests: list[Recorded] = []
+        self.answers: list[tuple[str, int]] = []  # (endpoint, HTTP status) of every reply sent
         self.last_claimed: str | None = None
         self._double_claims = 0
         self._lock = threading.Lock()
@@ -104,6 +120,7 @@ class ReighServer:
     ) -> str:
         task_id = task_id or str(uuid.uuid4())
         now = now_text()
+        self.task_types.add(task_type)  # the app only creates tasks of types it knows
         with self.store.tx() as db:
             db.execute(
                 "INSERT INTO tasks (id, task_type, params, dependant_on, project_id, created_at, updated_at)"
@@ -156,6 +173,16 @@ class ReighServer:
         with self._lock:
             self._double_claims += times
 
+    def fail_generation_next(self, message: str = "generation insert failed") -> None:
+        """2026-04: the next complete_task cannot create the generation: the server marks the task
+        Failed and answers a 500 envelope."""
+        with self._lock:
+            self._generation_failures.append(message)
+
+    def take_generation_failure(self) -> str | None:
+        with self._lock:
+            return self._generation_failures.pop(0) if self._generation_failures else None
+
     def take_double_claim(self) -> dict[str, Any] | None:
         with self._lock:
             if self._double_claims <= 0 or self.last_claimed is None:
@@ -190,6 +217,15 @@ class ReighServer:
     def record(self, entry: Recorded) -> None:
         with self._lock:
             self.requests.append(entry)
+
+    def answered(self, endpoint: str, status: int) -> None:
+        with self._lock:
+            self.answers.append((endpoint, status))
+
+    def client_errors(self) -> list[tuple[str, int]]:
+        """The 4xx answers sent so far (the worker's mistakes, or auto-detection's one probe)."""
+        with self._lock:
+            return [(e, s) for e, s in self.answers if 400 <= s < 500]
 
     def caller(self, headers: Any) -> fn.Caller | fn.Reply:
         auth = headers.get("Authorization") or ""
@@ -244,8 +280,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.reigh, method, parts.path, dict(parse_qsl(parts.query)), raw, self.headers
         )
         fault = self.reigh.faults.take(endpoint)
+        if fault is not None and fault.kind == "before" and fault.action is not None:
+            fault.action()
         if fault is not None and fault.kind == "fail":
-            self._answer(fn.text(fault.status, "Service temporarily unavailable"))
+            self._answer(fn.text(fault.status, "Service temporarily unavailable"), endpoint)
             return
         if fault is not None and fault.kind == "hang":
             self.reigh.faults.wait(fault.seconds)
@@ -256,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "drop":
             self.close_connection = True  # applied, but the client never hears back
             return
-        self._answer(reply)
+        self._answer(reply, endpoint)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -271,7 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _answer(self, reply: fn.Reply) -> None:
+    def _answer(self, reply: fn.Reply, endpoint: str = "unknown") -> None:
+        self.reigh.answered(endpoint, reply.status)
         payload = reply.payload()
         try:
             self.send_response(reply.status)
@@ -316,7 +355,7 @@ def _route(
 def _edge_function(server: ReighServer, method: str, name: str, raw: bytes, headers: Any) -> fn.Reply:
     body = _json_object(raw)
     server.record(Recorded(method, name, body, dict(headers)))
-    if name != "complete_task" and name not in FUNCTIONS:
+    if name != "complete_task" and name not in server.functions:
         return fn.text(404, f"Function {name} not found")
     if method != "POST":
         return fn.text(405, "Method not allowed")
@@ -325,8 +364,9 @@ def _edge_function(server: ReighServer, method: str, name: str, raw: bytes, head
         return caller
     call = fn.Call(server.store, caller, body, server)
     if name == "complete_task":
-        return completion.complete_task(call, headers.get("Content-Type") or "")
-    return FUNCTIONS[name](call)
+        complete = app_2026_04.complete_task if server.contract == "2026-04" else completion.complete_task
+        return complete(call, headers.get("Content-Type") or "")
+    return server.functions[name](call)
 
 
 def _rpc(server: ReighServer, raw: bytes, headers: Any) -> fn.Reply:
@@ -334,7 +374,8 @@ def _rpc(server: ReighServer, raw: bytes, headers: Any) -> fn.Reply:
     server.record(Recorded("POST", "heartbeat", body, dict(headers)))
     if not server.postgrest_allowed(headers):
         return fn.Reply(401, {"code": "42501", "message": "permission denied for function"})
-    return fn.heartbeat_rpc(fn.Call(server.store, fn.Caller("service"), body, server))
+    beat = app_2026_04.heartbeat_rpc if server.contract == "2026-04" else workers.heartbeat_rpc
+    return beat(fn.Call(server.store, fn.Caller("service"), body, server))
 
 
 def _postgrest(server: ReighServer, query: dict[str, str], headers: Any) -> fn.Reply:

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     attempts INTEGER NOT NULL DEFAULT 0,
     created_at TEXT, updated_at TEXT,
     generation_started_at TEXT, generation_processed_at TEXT,
-    generation_created INTEGER NOT NULL DEFAULT 0
+    generation_created INTEGER NOT NULL DEFAULT 0,
+    idempotency_key TEXT UNIQUE  -- 2026-04 (20260213200001); never set by a 2026-01 server
 );
 CREATE TABLE IF NOT EXISTS generations (
     id INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL, location TEXT, thumbnail_url TEXT, kind TEXT

@@ -9,8 +9,12 @@ from typing import Any
 from headless_wan.domain.tasks import SegmentOutput, Task, TaskStatus
 from headless_wan.domain.workers import WorkerBeat
 from headless_wan.queue.reigh.wire import (
+    CONTRACT_ORCHESTRATOR_KEY,
+    INPUT_DEPENDANT_ON_KEY,
+    INPUT_TASK_ID_KEY,
     LOG_LEVELS,
     MAX_LOGS_PER_BEAT,
+    ORCHESTRATION_CONTRACT_KEY,
     ORCHESTRATOR_REF_KEY,
     ChildRow,
     HeartbeatRequest,
@@ -25,10 +29,16 @@ from headless_wan.queue.semantics import Requeue
 _LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 
 
-def split_params(raw: Any) -> tuple[dict[str, Any], str | None]:
+def split_params(raw: Any, task_id: str | None = None) -> tuple[dict[str, Any], str | None]:
     """Params as a dict, plus an error text when the stored value was not a JSON object
-    (the worker then fails the task with that text instead of guessing)."""
+    (the worker then fails the task with that text instead of guessing).
+
+    A child made by 2026-04's passthrough resolver stores its whole `input` as params, so they also
+    carry the `task_id` (its own id) and `dependant_on` the worker sent beside them: those two are
+    taken out again, so a handler sees the same params under both generations."""
     if isinstance(raw, dict):
+        if task_id is not None and raw.get(INPUT_TASK_ID_KEY) == task_id:
+            raw = {k: v for k, v in raw.items() if k not in (INPUT_TASK_ID_KEY, INPUT_DEPENDANT_ON_KEY)}
         return raw, None
     if raw is None:
         return {}, None
@@ -43,7 +53,11 @@ def dependencies(raw: list[str] | str | None) -> tuple[str, ...]:
 
 
 def parent_of(params: dict[str, Any]) -> str | None:
-    ref = params.get(ORCHESTRATOR_REF_KEY)
+    """2026-04 reads `orchestration_contract.orchestrator_task_id` first, then the older key."""
+    contract = params.get(ORCHESTRATION_CONTRACT_KEY)
+    ref = contract.get(CONTRACT_ORCHESTRATOR_KEY) if isinstance(contract, dict) else None
+    if not (isinstance(ref, str) and ref):
+        ref = params.get(ORCHESTRATOR_REF_KEY)
     return ref if isinstance(ref, str) and ref else None
 
 
@@ -52,7 +66,7 @@ def status_of(text: str) -> TaskStatus:
 
 
 def task_from_row(row: TaskRow) -> Task:
-    params, params_error = split_params(row.params)
+    params, params_error = split_params(row.params, row.id)
     return Task(
         id=row.id,
         task_type=row.task_type or "",
@@ -75,7 +89,7 @@ def task_from_row(row: TaskRow) -> Task:
 
 def task_from_output(task_id: str, out: TaskOutputResponse) -> Task:
     """`get-task-output` knows status, output, params and dependencies, but not the task type."""
-    params, params_error = split_params(out.params)
+    params, params_error = split_params(out.params, task_id)
     return Task(
         id=task_id,
         task_type=str(params.get("task_type", "")),
@@ -89,7 +103,7 @@ def task_from_output(task_id: str, out: TaskOutputResponse) -> Task:
 
 
 def task_from_child(row: ChildRow) -> Task:
-    params, params_error = split_params(row.params)
+    params, params_error = split_params(row.params, row.id)
     return Task(
         id=row.id,
         task_type=row.task_type,
@@ -108,7 +122,8 @@ def segments(rows: list[SegmentRow]) -> list[SegmentOutput]:
     )
 
 
-def heartbeat_body(beat: WorkerBeat) -> HeartbeatRequest:
+def heartbeat_body(beat: WorkerBeat, *, status: str | None = None) -> HeartbeatRequest:
+    """`status` overrides the beat's own (a generation that lacks the value gets its nearest)."""
     logs = [
         LogRow(
             timestamp=entry.timestamp.astimezone(timezone.utc).isoformat(),
@@ -124,7 +139,7 @@ def heartbeat_body(beat: WorkerBeat) -> HeartbeatRequest:
         vram_used_mb_param=int(beat.vram_used_mb),
         logs_param=logs,
         current_task_id_param=beat.current_task_id,
-        status_param=beat.status.value,
+        status_param=status or beat.status.value,
     )
 
 

@@ -48,7 +48,11 @@ class ReighOptions:
     """complete_task calls per `complete()`, each after confirming the task is still In Progress."""
     max_attempts: int = 3
     same_model_only: bool = False
+    max_task_wait_minutes: int | None = None
+    """2026-04 claims: how long a task may wait before model affinity gives way (server default 5)."""
     base64_max_bytes: int = 2 * 1024 * 1024
+    contract: str = "auto"
+    """`auto`, `2026-01` or `2026-04`: which generation of the edge functions to speak (`contract.py`)."""
 
     def timeout(self, name: str) -> float:
         return float(self.timeouts.get(name, DEFAULT_TIMEOUTS.get(name, 30.0)))

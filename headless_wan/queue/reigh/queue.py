@@ -11,6 +11,9 @@ Reigh has no leases and no fencing, so this client compensates (contract §6):
 - B8: a worker's row must exist before it claims: the first claim of a worker id sends a heartbeat.
 - B9: Reigh never counts attempts; a release writes `attempts + 1` and fails at the cap.
 
+Both generations of the edge functions are spoken (`contract.py`): creates go through `creation.py`,
+status writes (and what a refusal means) through `status.py`; the rest of the wire is common.
+
 `open()` does not register the worker (the `submit`/`tasks` commands use this class too and must not
 create worker rows); the worker's heartbeat thread and the first claim do.
 
@@ -27,13 +30,15 @@ from dataclasses import dataclass, field, replace
 
 from headless_wan.domain.tasks import ClaimedTask, NewTask, SegmentOutput, Task, TaskResult, TaskStatus
 from headless_wan.domain.workers import WorkerBeat, WorkerStatus
-from headless_wan.errors import ClaimLost, ConfigError, InvalidTaskParams
-from headless_wan.queue import semantics
+from headless_wan.errors import ClaimLost, ConfigError
 from headless_wan.queue.reigh import convert
 from headless_wan.queue.reigh import wire as w
 from headless_wan.queue.reigh.completion import Completer, Pending
+from headless_wan.queue.reigh.contract import Contract, shared_state
 from headless_wan.queue.reigh.convert import Predecessor, PredecessorOutputs
+from headless_wan.queue.reigh.creation import TaskCreator
 from headless_wan.queue.reigh.options import ReighOptions
+from headless_wan.queue.reigh.status import StatusWriter
 from headless_wan.queue.reigh.transport import (
     ReighHTTPError,
     ReighServerError,
@@ -60,7 +65,12 @@ class ReighQueue:
         self._options = options
         self._transport = ReighTransport(options)
         self._state = _State()
-        self._completer = Completer(self._transport, options, self._task_output, self._forget)
+        self._contract = shared_state(
+            options.base_url, options.token.get_secret_value(), Contract(options.contract)
+        )
+        self._creator = TaskCreator(self._transport, self._contract)
+        self._status = StatusWriter(self._transport, options, self._contract, self._forget)
+        self._completer = Completer(self._transport, options, self._contract, self._task_output, self._forget)
 
     def __repr__(self) -> str:
         return f"ReighQueue({self._transport!r})"
@@ -77,11 +87,31 @@ class ReighQueue:
     def close(self) -> None:
         self._transport.close()
 
+    @property
+    def contract(self) -> Contract | None:
+        """The edge-function generation in use; None while `auto` has not learnt it yet."""
+        return self._contract.current
+
     def worker_alive(self, beat: WorkerBeat) -> None:
         if not self._service_only("heartbeats"):
             return
-        self._transport.rpc(w.HEARTBEAT_RPC, convert.heartbeat_body(beat).body())
+        if beat.status is WorkerStatus.CRASHED and not self._contract.is_2026_04():
+            self._crashed_beat(beat)
+        else:
+            self._transport.rpc(w.HEARTBEAT_RPC, convert.heartbeat_body(beat).body())
         self._state.registered.add(beat.worker_id)
+
+    def _crashed_beat(self, beat: WorkerBeat) -> None:
+        """2026-01 knows no `crashed` (its workers table refuses it): `error` there. Undecided,
+        `crashed` is tried first, since a 2026-04 server requeues what the dead worker held."""
+        if not self._contract.is_2026_01():
+            try:
+                self._transport.rpc(w.HEARTBEAT_RPC, convert.heartbeat_body(beat).body())
+                return
+            except ReighHTTPError as exc:
+                if exc.status != 400:
+                    raise
+        self._transport.rpc(w.HEARTBEAT_RPC, convert.heartbeat_body(beat, status=w.STATUS_ERROR).body())
 
     def set_model(self, worker_id: str, model: str) -> None:
         if not self._service_only("model affinity"):
@@ -98,33 +128,14 @@ class ReighQueue:
         for task in self._held_by(worker_id):
             if self.children(task.id):
                 continue
-            self._requeue(task.id, task.attempts, f"worker {worker_id} restarted while running it")
+            self._status.requeue(task.id, task.attempts, f"worker {worker_id} restarted while running it")
             released.append(task.id)
         return released
 
     # --- producer side -------------------------------------------------------------------------
 
     def enqueue(self, task: NewTask) -> str:
-        if not task.project_id:
-            raise InvalidTaskParams("Reigh's create-task needs a project_id for every task.")
-        params = dict(task.params)
-        if task.parent_id:  # Reigh links children through params, not a column (§7.1)
-            params.setdefault(w.ORCHESTRATOR_REF_KEY, task.parent_id)
-        body = w.CreateTaskRequest(
-            task_id=task.id,
-            task_type=task.task_type,
-            project_id=task.project_id,
-            params=params,
-            dependant_on=list(task.dependant_on) or None,
-        )
-        try:
-            self._transport.call(w.Fn.CREATE_TASK, body.body())
-        except ReighServerError as exc:
-            # Client-generated ids make this safe: a duplicate key means an earlier (possibly
-            # retried) call already created the task, which is left as it is.
-            if not any(marker in exc.detail.lower() for marker in w.DUPLICATE_KEY_MARKERS):
-                raise
-        return task.id
+        return self._creator.create(task)
 
     def cancel(self, task_id: str) -> bool:
         raise ConfigError(
@@ -143,6 +154,7 @@ class ReighQueue:
         body = w.ClaimRequest(
             worker_id=worker_id if self.service_role else None,
             same_model_only=True if self._options.same_model_only else None,
+            max_task_wait_minutes=self._options.max_task_wait_minutes,
         )
         try:
             reply = self._transport.call(w.Fn.CLAIM, body.body(), retry=False)
@@ -153,7 +165,7 @@ class ReighQueue:
         if reply.status == 204 or not reply.text.strip():
             return None
         data = w.ClaimResponse.model_validate(reply.json())
-        params, params_error = convert.split_params(data.params)
+        params, params_error = convert.split_params(data.params, data.task_id)
         task = Task(
             id=data.task_id,
             task_type=data.task_type,
@@ -244,10 +256,15 @@ class ReighQueue:
         )
 
     def mark_waiting(self, claim: ClaimedTask, message: str) -> None:
+        """The task stays In Progress under this worker; its children finish it. 2026-01 also
+        records the message; 2026-04 refuses any In Progress → In Progress write (409), so there,
+        and while the generation is unknown, nothing is written."""
         self._require_held(claim)
-        self._post_status(
-            w.UpdateStatusRequest(task_id=claim.id, status=IN_PROGRESS, output_location=message), claim.id
-        )
+        if self._contract.is_2026_01():
+            self._post_status(
+                w.UpdateStatusRequest(task_id=claim.id, status=IN_PROGRESS, output_location=message),
+                claim.id,
+            )
         self._state.completions.pop(claim.id, None)
 
     def fail(self, claim: ClaimedTask, message: str) -> None:
@@ -263,11 +280,11 @@ class ReighQueue:
         )
         self._forget(claim.id)
         if "orchestrator" in claim.task_type:
-            self._fail_children(claim.id)
+            self._status.fail_children(claim.id, self.children(claim.id))
 
     def release(self, claim: ClaimedTask, reason: str) -> None:
         attempts = self._require_held(claim)
-        self._requeue(claim.id, attempts, reason)
+        self._status.requeue(claim.id, attempts, reason)
         self._forget(claim.id)
 
     def complete(self, claim: ClaimedTask, result: TaskResult) -> Task:
@@ -361,33 +378,7 @@ class ReighQueue:
         raise ClaimLost(f"Task {claim.id} is no longer held by this worker (it is {status}).")
 
     def _post_status(self, body: w.UpdateStatusRequest, task_id: str) -> None:
-        try:
-            self._transport.call(w.Fn.UPDATE_STATUS, body.body())
-        except ReighHTTPError as exc:
-            if exc.status in (400, 404) and (exc.status == 404 or "Cannot update" in exc.detail):
-                # The guard against changing a Complete or Cancelled task: it is not ours any more.
-                self._forget(task_id)
-                raise ClaimLost(f"Task {task_id} is already finished: {exc.detail}") from None
-            raise
-
-    def _requeue(self, task_id: str, attempts: int, cause: str) -> None:
-        outcome = semantics.requeue_outcome(attempts, self._options.max_attempts, cause)
-        self._post_status(convert.requeue_request(task_id, outcome), task_id)
-
-    def _fail_children(self, parent_id: str) -> None:
-        """Reigh's own cascade cannot find children from a failed orchestrator (§5.4)."""
-        for child in self.children(parent_id):
-            if child.status.is_terminal:
-                continue
-            body = w.UpdateStatusRequest(
-                task_id=child.id,
-                status=TaskStatus.FAILED.value,
-                error_details=f"Cascaded failed from related task {parent_id}",
-            )
-            try:
-                self._post_status(body, child.id)
-            except ClaimLost:
-                continue
+        self._status.post(body, task_id)
 
     def _forget(self, task_id: str) -> None:
         self._state.completions.pop(task_id, None)

@@ -59,12 +59,13 @@ class ReighHTTPError(HeadlessWanError):
     """Reigh answered with an error status."""
 
     def __init__(self, what: str, status: int, detail: str) -> None:
+        shown = _readable(detail)
         super().__init__(
-            f"Reigh {what} answered HTTP {status}: {detail}" if detail else f"Reigh {what}: HTTP {status}"
+            f"Reigh {what} answered HTTP {status}: {shown}" if shown else f"Reigh {what}: HTTP {status}"
         )
         self.what = what
         self.status = status
-        self.detail = detail
+        self.detail = detail  # the scrubbed body excerpt, for callers that look into it
 
 
 class ReighServerError(TransientError, ReighHTTPError):
@@ -284,6 +285,18 @@ class ReighTransport:
         if reply.status >= 500:
             return ReighServerError(what, reply.status, detail)
         return ReighHTTPError(what, reply.status, detail)
+
+
+def _readable(detail: str) -> str:
+    """2026-04's JSON error envelope `{error, errorCode, message, recoverable}` shown as
+    "message (errorCode)"; any other body as it came."""
+    try:
+        data = json.loads(detail)
+    except ValueError:
+        return detail
+    if isinstance(data, dict) and isinstance(data.get("message"), str) and data.get("errorCode"):
+        return f"{data['message']} ({data['errorCode']})"
+    return detail
 
 
 def _chunks(path: Path) -> Iterator[bytes]:

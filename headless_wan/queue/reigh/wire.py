@@ -1,6 +1,7 @@
 """Reigh's wire format: every edge-function name, request body, response body and PostgREST query.
 
-This is the only module that spells Reigh's keys (`reigh-contract.md` §3). Requests are sent with
+This is the only module that spells Reigh's keys (`reigh-contract.md` §3, and the 2026-04 additions of
+`banodoco/reigh-app`: see `contract.py`). Requests are sent with
 `exclude_none`, so an optional field the worker does not set is absent rather than `null`.
 Responses ignore unknown keys (the server may add some) but require the ones the worker relies on.
 Signed URLs and upload tokens are `SecretStr`, so a model's repr never shows them.
@@ -57,6 +58,7 @@ class ClaimRequest(_Request):
     worker_id: str | None = None  # None in PAT mode: the PAT claim never records a worker
     run_type: Literal["gpu", "api"] | None = RUN_TYPE_GPU
     same_model_only: bool | None = None
+    max_task_wait_minutes: int | None = None  # 2026-04: model affinity gives way after this wait
 
 
 class ClaimResponse(_Response):
@@ -80,12 +82,23 @@ class UpdateStatusRequest(_Request):
 
 
 class StatusGuard(_Response):
-    """The 400 JSON body sent when the task is already Complete or Cancelled."""
+    """The JSON body of a refused status change: 400 from 2026-01 when the task is already Complete
+    or Cancelled; 409 from 2026-04 for any transition outside its table."""
 
     success: bool = False
     current_status: str | None = None
     requested_status: str | None = None
+    allowed_transitions: list[str] | None = None
     message: str = ""
+
+
+class ErrorEnvelope(_Response):
+    """2026-04's JSON error body (`create-task`, `complete_task`, ...)."""
+
+    error: str | None = None
+    errorCode: str | None = None  # the wire spelling
+    message: str = ""
+    recoverable: bool | None = None
 
 
 # --- complete_task (§3.2) and generate-upload-url (§3.3) ------------------------------------------
@@ -109,10 +122,24 @@ class CompleteStored(_Request):
     thumbnail_storage_path: str | None = None
 
 
+class FollowUpIssue(_Response):
+    step: str = ""
+    code: str = ""
+    message: str = ""
+
+
+class FollowUp(_Response):
+    """2026-04: what the server did after completing (generation placement, billing, orchestrator)."""
+
+    status: str = "ok"  # "ok" or "degraded"
+    issues: list[FollowUpIssue] = Field(default_factory=list)
+
+
 class CompleteResponse(_Response):
     success: bool = True
     public_url: str | None = None
     thumbnail_url: str | None = None
+    follow_up: FollowUp | None = None  # present from 2026-04 on
 
 
 class UploadUrlRequest(_Request):
@@ -140,14 +167,36 @@ class CreateTaskRequest(_Request):
     dependant_on: list[str] | None = None
 
 
+class CreateFamilyRequest(_Request):
+    """2026-04: a worker's child goes through the passthrough resolver, which inserts `input` as
+    the params, honours `input.task_id` as the id and reads `input.dependant_on`. A retry with the
+    same `idempotency_key` answers the task already created instead of inserting another."""
+
+    family: str  # the child's task_type
+    project_id: str
+    input: dict[str, Any]
+    idempotency_key: str | None = None
+
+
+INPUT_TASK_ID_KEY = "task_id"  # 2026-04 passthrough: inside `input`, hence inside the stored params
+INPUT_DEPENDANT_ON_KEY = "dependant_on"
+
+
 class CreateTaskResponse(_Response):
     task_id: str
+    deduplicated: bool = False
 
 
 DUPLICATE_KEY_MARKERS = ("duplicate key", "already exists", "23505")
+# How each generation refuses the other's create-task body (HTTP 400).
+LEGACY_CREATE_REFUSAL = "task_type required"  # 2026-01, given a 2026-04 body
+FAMILY_REQUIRED = "family field is required"  # 2026-04, given a 2026-01 body
 
 # Child → orchestrator link read by get-orchestrator-children, the cascade and the app (§7.1).
 ORCHESTRATOR_REF_KEY = "orchestrator_task_id_ref"
+# 2026-04's canonical link: `params.orchestration_contract.orchestrator_task_id` (read first).
+ORCHESTRATION_CONTRACT_KEY = "orchestration_contract"
+CONTRACT_ORCHESTRATOR_KEY = "orchestrator_task_id"
 
 
 # --- reads (§3.6-§3.9) ------------------------------------------------------------------------
@@ -223,6 +272,12 @@ class LogRow(_Request):
 
     def body(self) -> dict[str, Any]:  # task_id is sent even when null
         return self.model_dump(mode="json")
+
+
+# `status_param` for a worker that dies of a worker-fatal error: 2026-04 requeues (or fails, at the
+# attempt cap) what it still held; 2026-01's workers table knows only `error`.
+STATUS_CRASHED = "crashed"
+STATUS_ERROR = "error"
 
 
 class HeartbeatRequest(_Request):

@@ -51,8 +51,8 @@ class _AppProjectQueue(ReighQueue):
 
 
 @pytest.fixture
-def queue(tmp_path: Path) -> Iterator[ReighQueue]:
-    with ReighServer(tmp_path / "reigh") as server:
+def queue(tmp_path: Path, contract: str) -> Iterator[ReighQueue]:
+    with ReighServer(tmp_path / "reigh", contract=contract) as server:
         base = client(server)
         q = _AppProjectQueue(base._options)
         q.project_id = server.project_id

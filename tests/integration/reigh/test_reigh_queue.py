@@ -13,6 +13,7 @@ from headless_wan.domain.tasks import NewTask, TaskResult, TaskStatus
 from headless_wan.domain.workers import LogEntry, WorkerBeat, WorkerStatus
 from headless_wan.errors import ClaimLost, ConfigError, QueueUnavailable, TransientError
 from headless_wan.queue.reigh import ReighQueue
+from headless_wan.queue.reigh.contract import Contract
 from headless_wan.queue.semantics import utc_now
 from tests.integration.reigh.conftest import client
 from tests.reigh_server import ReighServer
@@ -169,7 +170,7 @@ def test_release_writes_attempts_and_fails_at_the_cap(server: ReighServer, queue
 
 
 def test_children_are_created_with_client_ids_and_exact_fields(
-    server: ReighServer, queue: ReighQueue
+    server: ReighServer, queue: ReighQueue, contract: str
 ) -> None:
     parent_id = server.submit("spawn", {"count": 2})
     parent = queue.claim("w1")
@@ -177,21 +178,45 @@ def test_children_are_created_with_client_ids_and_exact_fields(
     second = NewTask(
         "echo", {"message": "b"}, project_id=server.project_id, dependant_on=(first.id,), parent_id=parent_id
     )
-    server.faults.drop("create-task")  # created, answer lost: the retry meets a duplicate key
+    server.faults.drop("create-task")  # created, answer lost: the retry meets a duplicate
     assert [queue.enqueue(first), queue.enqueue(second)] == [first.id, second.id]
     bodies = server.calls("create-task")
-    assert bodies[-1] == {
-        "task_id": second.id,
-        "task_type": "echo",
-        "project_id": server.project_id,
-        "params": {"message": "b", "orchestrator_task_id_ref": parent_id},
-        "dependant_on": [first.id],
-    }
-    assert "dependant_on" not in bodies[0]
-    assert [c.id for c in queue.children(parent_id)] == [first.id, second.id]
+    if contract == "2026-04":
+        assert bodies[-1] == {
+            "family": "echo",
+            "project_id": server.project_id,
+            "input": {
+                "message": "b",
+                "orchestrator_task_id_ref": parent_id,
+                "task_id": second.id,
+                "dependant_on": [first.id],
+            },
+            "idempotency_key": f"headless_wan:create:{second.id}",
+        }
+        assert len(bodies) == 3 and "dependant_on" not in bodies[0]["input"]  # one retry, no refusal
+    else:  # auto: the 2026-04 body is refused once, then every create is in the 2026-01 form
+        assert "family" in bodies[0] and all("family" not in b for b in bodies[-2:])
+        assert bodies[-1] == {
+            "task_id": second.id,
+            "task_type": "echo",
+            "project_id": server.project_id,
+            "params": {"message": "b", "orchestrator_task_id_ref": parent_id},
+            "dependant_on": [first.id],
+        }
+        assert "dependant_on" not in bodies[-2]
+    assert queue.contract is Contract(contract)
+    children = queue.children(parent_id)
+    assert [c.id for c in children] == [first.id, second.id]  # exactly one each
+    assert children[1].params == {"message": "b", "orchestrator_task_id_ref": parent_id}
+    assert server.task(second.id)["dependant_on"] == [first.id]
+    writes = len(server.calls("update-task-status"))
     queue.mark_waiting(parent, "Enqueued 2 child task(s)")  # type: ignore[arg-type]
-    assert server.task(parent_id)["output_location"] == "Enqueued 2 child task(s)"
     assert server.task(parent_id)["status"] == "In Progress"
+    if contract == "2026-04":  # In Progress → In Progress is refused there: nothing is written
+        assert len(server.calls("update-task-status")) == writes
+        assert server.task(parent_id)["output_location"] is None
+    else:
+        assert server.task(parent_id)["output_location"] == "Enqueued 2 child task(s)"
     with pytest.raises(Exception, match="project_id"):
         queue.enqueue(NewTask("echo", {}))
 

@@ -1,4 +1,5 @@
-"""A chained travel job with the tiny model, through a worker process on the Reigh backend."""
+"""Chained and independent travel with the tiny model, through a worker process on the Reigh backend
+(both generations of its edge functions)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,24 @@ import pytest
 from headless_wan.handlers import planning
 from headless_wan.media.video_io import count_frames
 from tests.fixtures.travel.support import PROJECT, orchestrator_payload
-from tests.integration.reigh.conftest import REPO, Site
+from tests.integration.reigh.conftest import REPO, Site, assert_no_client_errors
 
 pytestmark = pytest.mark.slow
+
+
+def _images(site: Site) -> list[str]:
+    server, images = site.server, []
+    for i in range(3):  # inputs come from the bucket, as the app's uploads do
+        path = f"{server.user_id}/uploads/travel_{i}.png"
+        server.put(path, (REPO / "examples" / "images" / f"travel_{i}.png").read_bytes(), "image/png")
+        images.append(server.public_url(path))
+    return images
 
 
 def test_chained_travel_over_http(site: Site, tmp_path: Path) -> None:
     server = site.server
     server.add_project(PROJECT)
-    images = []
-    for i in range(3):  # inputs come from the bucket, as the app's uploads do
-        path = f"{server.user_id}/uploads/travel_{i}.png"
-        server.put(path, (REPO / "examples" / "images" / f"travel_{i}.png").read_bytes(), "image/png")
-        images.append(server.public_url(path))
+    images = _images(site)
     payload = orchestrator_payload(images, segment_frames_expanded=[17, 17], frame_overlap_expanded=[4, 4])
     orchestrator = server.submit("travel_orchestrator", payload, project_id=PROJECT)
 
@@ -56,3 +62,26 @@ def test_chained_travel_over_http(site: Site, tmp_path: Path) -> None:
     stitched = tmp_path / "stitched.mp4"
     stitched.write_bytes(server.object_at(children[2]["output_location"]))
     assert count_frames(stitched) == plan.stitched_length == 34
+    assert_no_client_errors(server)
+
+
+def test_independent_travel_over_http(site: Site) -> None:
+    server = site.server
+    server.add_project(PROJECT)
+    payload = orchestrator_payload(
+        _images(site), chain_segments=False, independent_segments=True, frame_overlap_expanded=[0, 0]
+    )
+    orchestrator = server.submit("travel_orchestrator", payload, project_id=PROJECT)
+
+    worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny")
+    assert worker.wait(timeout_s=240) == 0, worker.output()
+
+    children = [
+        t for t in server.store.tasks() if t["params"].get("orchestrator_task_id_ref") == orchestrator
+    ]
+    assert [c["task_type"] for c in children] == ["travel_segment", "travel_segment"]  # no stitch
+    assert all(c["status"] == "Complete" and not c["dependant_on"] for c in children), children
+    assert all(server.generations(c["id"]) == 1 for c in children)
+    assert [c["task_id"] for c in server.calls("complete_task")].count(children[0]["id"]) == 1
+    assert server.task(orchestrator)["status"] == "Complete"  # by the server, on the last segment
+    assert_no_client_errors(server)

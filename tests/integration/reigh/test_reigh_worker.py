@@ -10,7 +10,7 @@ import pytest
 
 from headless_wan.domain.tasks import TaskResult
 from tests.helpers import wait_for
-from tests.integration.reigh.conftest import Site, client
+from tests.integration.reigh.conftest import Site, assert_no_client_errors, client, creates
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +56,8 @@ def test_lifecycle_complete_fail_upload_and_model(site: Site) -> None:
 
     assert server.calls("heartbeat")[-1]["status_param"] == "inactive"
     assert server.store.worker(WORKER)["status"] == "inactive"  # type: ignore[index]
+    assert sorted(c["task_id"] for c in server.calls("complete_task")) == sorted([echo, video])
+    assert_no_client_errors(server)
     _assert_no_secrets(site)
 
 
@@ -133,7 +135,7 @@ def test_orchestrator_children_and_lookups_over_http(site: Site, tmp_path: Path)
     parent = server.submit("spawn_videos", {"count": 2})
     worker = site.start_worker("--drain")
     assert worker.wait() == 0, worker.output()
-    created = server.calls("create-task")
+    created = creates(server)
     assert [c["params"] for c in created] == [
         {"slot": 0, "size_bytes": 100, "orchestrator_task_id_ref": parent},
         {"slot": 1, "size_bytes": 100, "orchestrator_task_id_ref": parent},
@@ -142,7 +144,8 @@ def test_orchestrator_children_and_lookups_over_http(site: Site, tmp_path: Path)
     assert "dependant_on" not in created[0] and created[1]["dependant_on"] == [created[0]["task_id"]]
     assert [server.task(c["task_id"])["status"] for c in created] == ["Complete", "Complete"]
     row = server.task(parent)  # Reigh completes only travel orchestrators by itself
-    assert row["status"] == "In Progress" and row["output_location"] == "Enqueued 2 child task(s)"
+    waiting_message = None if server.contract == "2026-04" else "Enqueued 2 child task(s)"
+    assert row["status"] == "In Progress" and row["output_location"] == waiting_message
 
     # A stitch-like task reads its predecessor and its run's segments through the worker's lookups.
     segments = [
@@ -162,3 +165,29 @@ def test_orchestrator_children_and_lookups_over_http(site: Site, tmp_path: Path)
     assert [p["id"] for p in found["predecessors"]] == [segments[1]]
     assert found["predecessors"][0]["output"] == server.task(segments[1])["output_location"]
     assert [s["index"] for s in found["segments"]] == [0, 1]
+    assert_no_client_errors(server)
+
+
+def test_a_worker_fatal_error_sends_crashed_and_gives_back_what_it_held(site: Site) -> None:
+    server = site.server
+    task_id = server.submit("fatal", {})
+    worker = site.start_worker("--drain")
+    assert worker.wait() == 70, worker.output()
+    row = server.task(task_id)
+    assert row["status"] == "Queued" and row["attempts"] == 1 and row["worker_id"] is None
+    last = server.calls("heartbeat")[-1]["status_param"]
+    assert last == ("crashed" if server.contract == "2026-04" else "error")
+    assert server.store.worker(WORKER)["status"] == last  # type: ignore[index]
+
+
+def test_a_lost_create_answer_makes_no_second_child(site: Site) -> None:
+    server = site.server
+    parent = server.submit("spawn_videos", {"count": 2})
+    server.faults.drop("create-task", times=2)  # both children are created; neither answer arrives
+    worker = site.start_worker("--drain")
+    assert worker.wait() == 0, worker.output()
+    children = [t for t in server.store.tasks() if t["params"].get("orchestrator_task_id_ref") == parent]
+    assert len(children) == 2 and all(c["status"] == "Complete" for c in children)
+    assert all(server.generations(c["id"]) == 1 for c in children)
+    assert server.task(parent)["status"] == "In Progress"  # waiting; only travel is completed by Reigh
+    assert_no_client_errors(server)

@@ -107,9 +107,7 @@ def test_unreachable_image_fails_the_segment_clearly(
     enqueue_orchestrator(queue, orchestrator_payload(images))
     handlers = travel_handlers(FakeEngine(), CONFIG)
     run_claim(queue, handlers[0], claim_type(queue, "travel_orchestrator"), tmp_path)
-    with pytest.raises(
-        InputUnavailable, match=r"input_image_paths_resolved\[1\]: .*missing.png returned HTTP 404"
-    ):
+    with pytest.raises(InputUnavailable, match=r"end_image_url: .*missing.png returned HTTP 404"):
         run_claim(queue, handlers[1], claim_type(queue, "travel_segment"), tmp_path)
 
 
@@ -122,7 +120,7 @@ def test_local_image_refused_unless_allowed(
     run_claim(queue, handlers[0], claim_type(queue, "travel_orchestrator"), tmp_path)
     claim = claim_type(queue, "travel_segment")
     strict = travel_handlers(FakeEngine(), CONFIG)[1]
-    with pytest.raises(InvalidTaskParams, match=r"\[0\]: local file paths are not accepted"):
+    with pytest.raises(InvalidTaskParams, match=r"start_image_url: local file paths are not accepted"):
         run_claim(queue, strict, claim, tmp_path)
     run_claim(queue, handlers[1], claim, tmp_path / "again")  # same task, local inputs allowed
     assert queue.get(claim.id).status is TaskStatus.COMPLETE  # type: ignore[union-attr]

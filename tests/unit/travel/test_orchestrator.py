@@ -88,12 +88,11 @@ def test_chained_run_children_field_by_field(queue: InMemoryQueue, tmp_path: Pat
         assert p["after_first_post_generation_saturation"] == 1
         assert p["after_first_post_generation_brightness"] == 0
         assert p["use_svi"] is False and p["structure_guidance"] is None
-        details = p["orchestrator_details"]
-        assert details["segment_frames_expanded"] == [81, 45]  # quantised, written back
-        assert details["frame_overlap_expanded"] == [14]
+        details = p["orchestrator_details"]  # the run's scalars only: no per-segment arrays
+        assert not any(isinstance(value, (list, dict)) for value in details.values())
         assert details["shot_id"] == "shot-1" and details["motion_mode"] == "basic"  # passed through
-        assert details["pair_shot_generation_ids"] == ["pair-0", "pair-1"]
         assert details["num_new_segments_to_generate"] == 2 and details["independent_segments"] is False
+        assert details["chain_segments"] is True and details["model_type"] == "vace"
     assert seg0.params["segment_frames_target"] == 81 and seg1.params["segment_frames_target"] == 57
     assert (seg0.params["frame_overlap_from_previous"], seg0.params["frame_overlap_with_next"]) == (0, 14)
     assert (seg1.params["frame_overlap_from_previous"], seg1.params["frame_overlap_with_next"]) == (14, 0)
@@ -249,10 +248,20 @@ def test_bad_payloads_fail_before_any_child_exists(
     assert queue.children(orchestrator_id) == []
 
 
-def test_missing_project_id(queue: InMemoryQueue, tmp_path: Path) -> None:
-    enqueue_orchestrator(queue, orchestrator_payload(IMAGES), project_id=None)
-    with pytest.raises(InvalidTaskParams, match=r"^Orchestrator missing project_id$"):
-        run_claim(queue, HANDLER, claim_type(queue, "travel_orchestrator"), tmp_path)
+def test_an_orchestrator_without_project_id_still_makes_its_children(
+    queue: InMemoryQueue, tmp_path: Path
+) -> None:
+    """A project is Reigh's requirement only (its create-task refuses a child without one); a task
+    file copied from the app has none, and the embedded queues and `run` need none."""
+    orchestrator_id = enqueue_orchestrator(queue, orchestrator_payload(IMAGES), project_id=None)
+    result = run_claim(queue, HANDLER, claim_type(queue, "travel_orchestrator"), tmp_path)
+    children = queue.children(orchestrator_id)
+    assert result.waiting and [c.task_type for c in children] == [
+        "travel_segment",
+        "travel_segment",
+        "travel_stitch",
+    ]
+    assert all(c.project_id is None and c.params["project_id"] is None for c in children)
 
 
 @pytest.mark.parametrize(
