@@ -26,13 +26,22 @@ from headless_wan.media.guide import GUIDE_GREY, MASK_GENERATE, MASK_KEEP, Guide
 from headless_wan.media.video_io import VideoWriter, iter_frames
 
 
-def read_span(path: Path, start: int, count: int, width: int, height: int) -> list[np.ndarray]:
-    """Frames `[start, start + count)` of a video at width x height; decoding stops after the span."""
+def read_span(
+    path: Path,
+    start: int,
+    count: int,
+    width: int,
+    height: int,
+    *,
+    fps: float | None = None,
+    fill: bool = False,
+) -> list[np.ndarray]:
+    """Frames `[start, start + count)` of a video at width x height (optionally resampled to `fps` and
+    centre-cropped to fill, see `iter_frames`); decoding stops after the span."""
     if count <= 0:
         return []
-    frames = list(
-        islice(iter_frames(path, width=width, height=height, max_frames=start + count), start, None)
-    )
+    decoded = iter_frames(path, width=width, height=height, max_frames=start + count, fps=fps, fill=fill)
+    frames = list(islice(decoded, start, None))
     if len(frames) != count:
         raise MediaError(
             f"{Path(path).name}: frames [{start}, {start + count}) were needed, only {start + len(frames)} decode"
@@ -76,6 +85,10 @@ class SourceSpan:
     path: Path
     start: int
     end: int
+    fps: float | None = None
+    """Resample to this rate before counting frames (None: the file's own frames)."""
+    fill: bool = False
+    """Centre-crop to the output's aspect ratio before scaling."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,7 +114,14 @@ def assemble(pieces: Sequence[Piece], output: Path, width: int, height: int, fps
                 continue
             written = 0
             if piece.end > piece.start:
-                frames = iter_frames(piece.path, width=width, height=height, max_frames=piece.end)
+                frames = iter_frames(
+                    piece.path,
+                    width=width,
+                    height=height,
+                    max_frames=piece.end,
+                    fps=piece.fps,
+                    fill=piece.fill,
+                )
                 for frame in islice(frames, piece.start, None):
                     writer.write(frame)
                     written += 1
