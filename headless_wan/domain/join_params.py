@@ -16,6 +16,7 @@ JOIN_CLIPS_ORCHESTRATOR = "join_clips_orchestrator"
 JOIN_CLIPS_SEGMENT = "join_clips_segment"
 JOIN_FINAL_STITCH = "join_final_stitch"
 INPAINT_FRAMES = "inpaint_frames"
+EDIT_VIDEO_ORCHESTRATOR = "edit_video_orchestrator"
 
 DEFAULT_JOIN_MODEL = "wan_2_2_vace_lightning_baseline_2_2_2"
 DEFAULT_FPS = 16
@@ -110,10 +111,13 @@ class BridgeNumbers(BaseModel):
 
     a_context_start: int = Field(ge=0)
     """Index in the conformed clip A of the guide's first frame."""
-    context_before: int = Field(ge=1)
+    context_before: int = Field(ge=0)
+    """0 only for an edit portion at the video's start (likewise `context_after` at its end)."""
     gap: int = Field(ge=1)
-    context_after: int = Field(ge=1)
+    context_after: int = Field(ge=0)
     b_context_start: int = Field(ge=0)
+    padding: int = Field(0, ge=0)
+    """Grey frames generated after the context and discarded (an edit whose contexts cannot absorb 4n+1)."""
 
 
 class JoinSegmentParams(BridgeGeneration):
@@ -129,6 +133,8 @@ class JoinSegmentParams(BridgeGeneration):
     fps: float = Field(gt=0, le=120)
     conform_fps: bool = True
     """Resample the clips to `fps` (False: `use_input_video_fps`, frames are read as they are)."""
+    fill: bool = True
+    """Centre-crop clips to the size's aspect ratio (False: an edit's own source, only resized)."""
     bridge: BridgeNumbers
     orchestrator_task_id_ref: str | None = None
     orchestrator_run_id: str | None = None
@@ -145,7 +151,7 @@ class StitchClip(BaseModel):
 
     url: str = Field(min_length=1)
     start: int = Field(ge=0)
-    end: int = Field(ge=1)
+    end: int = Field(ge=0)
 
 
 class JoinStitchParams(BaseModel):
@@ -161,14 +167,54 @@ class JoinStitchParams(BaseModel):
     height: int = Field(ge=16)
     fps: float = Field(gt=0, le=120)
     conform_fps: bool = True
+    fill: bool = True
     expected_frames: int = Field(ge=1)
     audio_url: str | None = None
+    audio_optional: bool = False
+    """True: `audio_url` is the edited source, whose audio is kept only when it has some."""
     orchestrator_task_id_ref: str | None = None
     orchestrator_run_id: str | None = None
     run_id: str | None = None
     project_id: str | None = None
     parent_generation_id: str | None = None
     shot_id: str | None = None
+
+
+class PortionParam(BaseModel):
+    """One entry of `portions_to_regenerate` (`end_frame` exclusive, as the app computes it)."""
+
+    model_config = _FROZEN
+
+    start_frame: int
+    end_frame: int
+    gap_frame_count: int | None = None
+    """New frames in the portion's place (the app's per-portion value); unset: the portion's length."""
+    prompt: str | None = None
+
+
+class EditDetails(BridgeGeneration):
+    """`orchestrator_details` of an `edit_video_orchestrator` (the app's video edit payload)."""
+
+    source_video_url: str = Field(min_length=1)
+    portions_to_regenerate: tuple[PortionParam, ...] = ()
+    context_frame_count: int = 8
+    resolution: tuple[int, int] | None = None
+    run_id: str | None = None
+    parent_generation_id: str | None = None
+    shot_id: str | None = None
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _resolution(cls, value: Any) -> Any:
+        return _size_pair(value)
+
+
+class EditOrchestratorParams(BaseModel):
+    model_config = _FROZEN
+
+    orchestrator_details: EditDetails
+    parent_generation_id: str | None = None
+    project_id: str | None = None
 
 
 class InpaintFramesParams(BridgeGeneration):

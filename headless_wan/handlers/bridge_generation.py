@@ -48,17 +48,18 @@ class Conform:
     width: int
     height: int
     fps: float | None
+    fill: bool = True
 
     def count(self, path: Path) -> int:
         """Frames the clip has once conformed (decoded, not read from metadata)."""
-        frames = iter_frames(path, width=self.width, height=self.height, fps=self.fps, fill=True)
+        frames = iter_frames(path, width=self.width, height=self.height, fps=self.fps, fill=self.fill)
         return sum(1 for _ in frames)
 
     def span(self, path: Path, start: int, count: int) -> list[np.ndarray]:
-        return read_span(path, start, count, self.width, self.height, fps=self.fps, fill=True)
+        return read_span(path, start, count, self.width, self.height, fps=self.fps, fill=self.fill)
 
     def source(self, path: Path, start: int, end: int) -> SourceSpan:
-        return SourceSpan(path, start, end, fps=self.fps, fill=True)
+        return SourceSpan(path, start, end, fps=self.fps, fill=self.fill)
 
 
 def fetch_video(

@@ -241,19 +241,17 @@ def plan_chain(clip_lengths: Sequence[int], joins: Sequence[JoinSpec]) -> ChainP
 
 @dataclass(frozen=True)
 class WindowPlan:
-    """Regenerate frames `[start, end)` of one video from the context around them."""
+    """Replace frames `[start, end)` of one video by `gap` generated frames, from the context around them."""
 
     source_frames: int
     start: int
     end: int
     context_before: int
+    gap: int
+    """Generated frames that take the window's place (its own length for inpaint)."""
     context_after: int
     padding: int
     """Extra generated frames after the context (discarded) when the contexts cannot absorb the rounding."""
-
-    @property
-    def gap(self) -> int:
-        return self.end - self.start
 
     @property
     def total(self) -> int:
@@ -266,7 +264,8 @@ class WindowPlan:
 
     @property
     def output_frames(self) -> int:
-        return self.source_frames
+        """The source's length with the window replaced by the gap."""
+        return self.source_frames - (self.end - self.start) + self.gap
 
 
 def _fit_window(start: int, end: int, before: int, after: int) -> tuple[int, int, int]:
@@ -289,9 +288,12 @@ def plan_window(
     context_frame_count: int,
     *,
     limits: tuple[int, int] | None = None,
-    names: tuple[str, str] = ("inpaint_start_frame", "inpaint_end_frame"),
+    names: tuple[str, str, str] = ("inpaint_start_frame", "inpaint_end_frame", "gap_frame_count"),
+    gap_frame_count: int | None = None,
 ) -> WindowPlan:
-    """Plan one regenerated window. `limits` bounds the contexts (edit: the neighbouring portions)."""
+    """Plan one regenerated window. `limits` bounds the contexts (edit: the neighbouring portions).
+    With `gap_frame_count` the window is replaced by that many new frames (the gap absorbing the 4n+1
+    rounding, as in a join); without, by exactly its own length (the contexts absorb it)."""
     low, high = limits if limits is not None else (0, source_frames)
     if source_frames < MIN_CLIP_FRAMES:
         raise InvalidTaskParams(f"video: needs at least {MIN_CLIP_FRAMES} frames, has {source_frames}")
@@ -309,19 +311,24 @@ def plan_window(
         )
     before = min(context_frame_count, start - low)
     after = min(context_frame_count, high - end)
+    if gap_frame_count is not None:
+        if gap_frame_count < 1:
+            raise InvalidTaskParams(f"{names[2]}: must be at least 1, got {gap_frame_count}")
+        gap, _total = quantise_bridge(before, gap_frame_count, after)
+        return WindowPlan(source_frames, start, end, before, gap, after, 0)
     before, after, padding = _fit_window(start, end, before, after)
-    return WindowPlan(source_frames, start, end, before, after, padding)
+    return WindowPlan(source_frames, start, end, before, end - start, after, padding)
 
 
 def plan_portions(
-    source_frames: int, portions: Sequence[tuple[int, int]], context_frame_count: int
+    source_frames: int, portions: Sequence[tuple[int, int, int | None]], context_frame_count: int
 ) -> tuple[WindowPlan, ...]:
-    """Windows for an edit: portions sorted, non-overlapping, inside the video; no context crosses into
-    another portion (a context frame must be a source frame that is kept)."""
+    """Windows for an edit, from (start, end, gap_frame_count or None) portions: sorted, non-overlapping,
+    inside the video; no context crosses into another portion (a context frame must be a kept frame)."""
     if not portions:
         raise InvalidTaskParams("portions_to_regenerate: at least one portion is needed")
-    ordered = sorted(portions)
-    for index, (start, end) in enumerate(ordered):
+    ordered = sorted(portions, key=lambda portion: (portion[0], portion[1]))
+    for index, (start, end, _gap) in enumerate(ordered):
         if not 0 <= start < end <= source_frames:
             raise InvalidTaskParams(
                 f"portions_to_regenerate: portion [{start}, {end}) must be non-empty and inside the video's "
@@ -333,11 +340,20 @@ def plan_portions(
                 f"[{start}, {end}) overlap"
             )
     plans = []
-    for index, (start, end) in enumerate(ordered):
+    for index, (start, end, gap) in enumerate(ordered):
         low = ordered[index - 1][1] if index > 0 else 0
         high = ordered[index + 1][0] if index + 1 < len(ordered) else source_frames
-        names = (f"portions_to_regenerate[{index}].start_frame", f"portions_to_regenerate[{index}].end_frame")
+        field = f"portions_to_regenerate[{index}]"
+        names = (f"{field}.start_frame", f"{field}.end_frame", f"{field}.gap_frame_count")
         plans.append(
-            plan_window(source_frames, start, end, context_frame_count, limits=(low, high), names=names)
+            plan_window(
+                source_frames,
+                start,
+                end,
+                context_frame_count,
+                limits=(low, high),
+                names=names,
+                gap_frame_count=gap,
+            )
         )
     return tuple(plans)

@@ -195,6 +195,16 @@ def _slot(task: Task) -> tuple[str, int | None] | None:
     return None
 
 
+def existing_slots(children: Sequence[Task]) -> dict[tuple[str, int | None], str]:
+    """(task type, join index) → id of the first existing child in that slot (re-runs create the rest)."""
+    found: dict[tuple[str, int | None], str] = {}
+    for task in children:
+        key = _slot(task)
+        if key is not None:
+            found.setdefault(key, task.id)
+    return found
+
+
 class JoinClipsOrchestratorHandler:
     """Input: `JoinOrchestratorParams`. Output: no file; `TaskResult(waiting=True)`; the final stitch's
     output completes the run. Raises InvalidTaskParams / InputUnavailable before any child exists."""
@@ -231,11 +241,7 @@ class JoinClipsOrchestratorHandler:
     def children(
         self, ctx: TaskContext, params: JoinOrchestratorParams, run: JoinRun, project_id: str | None
     ) -> list[NewTask]:
-        existing: dict[tuple[str, int | None], str] = {}
-        for task in ctx.children.existing():
-            key = _slot(task)
-            if key is not None:
-                existing.setdefault(key, task.id)
+        existing = existing_slots(ctx.children.existing())
         new: list[NewTask] = []
         join_ids: list[str] = []
         for join in range(len(run.plan.bridges)):

@@ -8,6 +8,7 @@ length against the orchestrator's plan, and muxes `audio_url` when the run has o
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel
@@ -52,7 +53,9 @@ class JoinClipsSegmentHandler:
         check_vace(self.engine, params.model)
         numbers = params.bridge
         folder = ctx.workdir / "inputs"
-        conform = Conform(params.width, params.height, params.fps if params.conform_fps else None)
+        conform = Conform(
+            params.width, params.height, params.fps if params.conform_fps else None, params.fill
+        )
         ctx.progress.report("fetching_inputs", 0, 1)
         clip_a, _ = fetch_video(
             params.starting_video_path,
@@ -67,7 +70,7 @@ class JoinClipsSegmentHandler:
         before = conform.span(clip_a, numbers.a_context_start, numbers.context_before)
         after = conform.span(clip_b, numbers.b_context_start, numbers.context_after)
         ctx.progress.report("fetching_inputs", 1, 1)
-        guide = bridge_guide(before, numbers.gap, after, params.width, params.height)
+        guide = bridge_guide(before, numbers.gap, after, params.width, params.height, padding=numbers.padding)
         frames, result = generate_bridge(self.engine, ctx, params, guide, fetcher=self.config.fetcher)
         output = ctx.workdir / safe_filename(f"{ctx.task.id}.mp4", default="join.mp4")
         thumbnail = encode_segment(ctx, frames, output, params.fps)
@@ -99,7 +102,9 @@ class JoinFinalStitchHandler:
                 f"got {len(params.join_task_ids)} and {len(params.gap_offsets)}"
             )
         folder = ctx.workdir / "inputs"
-        conform = Conform(params.width, params.height, params.fps if params.conform_fps else None)
+        conform = Conform(
+            params.width, params.height, params.fps if params.conform_fps else None, params.fill
+        )
         ctx.progress.report("fetching_inputs", 0, 1)
         bridges = []
         for index, task_id in enumerate(params.join_task_ids):
@@ -114,11 +119,13 @@ class JoinFinalStitchHandler:
                 )
             )
         pieces: list[Piece] = []
+        fetched: dict[str, Path] = {}  # an edit's keepers all come from one source: fetch it once
         for index, clip in enumerate(params.clips):
-            path, _ = fetch_video(
-                clip.url, folder, self.config, field=f"clips[{index}]", filename=f"clip_{index}.mp4"
-            )
-            pieces.append(conform.source(path, clip.start, clip.end))
+            if clip.url not in fetched:
+                fetched[clip.url], _ = fetch_video(
+                    clip.url, folder, self.config, field=f"clips[{index}]", filename=f"clip_{index}.mp4"
+                )
+            pieces.append(conform.source(fetched[clip.url], clip.start, clip.end))
             if index < joins:
                 offset, gap = params.gap_offsets[index]
                 pieces.append(SourceSpan(bridges[index], offset, offset + gap))
@@ -135,7 +142,7 @@ class JoinFinalStitchHandler:
             audio = fetch_input(
                 params.audio_url, folder, self.config.inputs, field="audio_url", filename="audio"
             )
-            if not mux_audio(output, audio):
+            if not mux_audio(output, audio) and not params.audio_optional:
                 raise MediaError("audio_url: the file has no audio track")
         ctx.progress.report("encoding", decoded, decoded)
         thumbnail = write_thumbnail(output, ctx.workdir / f"{output.stem}_thumb.jpg")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from headless_wan.errors import MediaError
-from headless_wan.media.ffmpeg import DEFAULT_TOOLS, FFmpegTools, local_arg, run
+from headless_wan.media.ffmpeg import DEFAULT_TOOLS, FFmpegTools, count_frames, local_arg, probe, run
 from headless_wan.media.files import temp_sibling
 from headless_wan.media.guide import GUIDE_GREY, MASK_GENERATE, MASK_KEEP, Guide
 from headless_wan.media.video_io import VideoWriter, iter_frames
@@ -151,20 +151,26 @@ def mux_audio(
     tools: FFmpegTools = DEFAULT_TOOLS,
     timeout_s: float = 300.0,
 ) -> bool:
-    """Put `audio_source`'s first audio track (from `offset_s`) under `video`, in place, by stream copy of
-    the video and AAC audio cut to the video's length. Returns False (video untouched) when the source has
-    no audio."""
+    """Put `audio_source`'s first audio track (from `offset_s`) under `video`, in place: the video stream
+    is copied, the audio encoded to AAC, padded with silence or cut to exactly the video's duration (the
+    video is never shortened: the frame count is checked after). Returns False (video untouched) when
+    the source has no audio."""
     if not has_audio(audio_source, tools=tools):
         return False
+    frames = count_frames(video, tools=tools)
+    duration = frames / probe(video, tools=tools).fps
     tmp = temp_sibling(video)
     args = [
         tools.ffmpeg, "-v", "error", "-y", "-protocol_whitelist", "file",
         "-i", local_arg(video), "-ss", f"{max(offset_s, 0.0):.6f}", "-i", local_arg(audio_source),
-        "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-shortest",
-        "-movflags", "+faststart", local_arg(tmp),
+        "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", "apad", "-c:a", "aac",
+        "-t", f"{duration:.6f}", "-movflags", "+faststart", local_arg(tmp),
     ]  # fmt: skip
     try:
         run(args, what=f"muxing audio into {video.name}", timeout_s=timeout_s)
+        muxed = count_frames(tmp, tools=tools)
+        if muxed != frames:
+            raise MediaError(f"muxing audio into {video.name}: {muxed} frames came out of {frames}")
         tmp.replace(video)
     finally:
         tmp.unlink(missing_ok=True)

@@ -197,3 +197,76 @@ def test_clips_that_cannot_be_decoded_or_are_too_short_fail_before_any_child(
             run_claim(queue, handler, claim, tmp_path / "work")
         assert queue.children(claim.id) == []
         queue.fail(claim, "expected")
+
+
+def test_edit_video_regenerates_only_the_portions_and_keeps_the_audio(
+    queue: InMemoryQueue, tmp_path: Path, tiny_engine, make_clip
+) -> None:
+    import subprocess
+
+    from headless_wan.handlers.bridge_planning import plan_portions
+    from headless_wan.media.bridge import has_audio
+
+    silent = make_clip("silent.mp4", 41, seed=4)
+    source = tmp_path / "source_with_audio.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(silent), "-f", "lavfi", "-i", "sine=frequency=330:duration=3",
+         "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest", str(source)],
+        check=True,
+    )  # fmt: skip
+    details = {
+        "source_video_url": str(source), "run_id": "run-edit-1", "context_frame_count": 4, "seed": 2,
+        "num_inference_steps": 2, "prompt": "edit",
+        "portions_to_regenerate": [
+            {"start_frame": 25, "end_frame": 30, "gap_frame_count": 9, "prompt": "second"},
+            {"start_frame": 5, "end_frame": 12},
+        ],
+    }  # fmt: skip
+    orchestrator_id = queue.enqueue(
+        NewTask("edit_video_orchestrator", {"orchestrator_details": details}, project_id=PROJECT)
+    )
+    drain(queue, join_handlers(tiny_engine, CONFIG), tmp_path / "work")
+    orchestrator = queue.get(orchestrator_id)
+    assert orchestrator is not None and orchestrator.status is TaskStatus.COMPLETE, orchestrator
+    children = queue.children(orchestrator_id)
+    assert [c.task_type for c in children] == ["join_clips_segment"] * 2 + ["join_final_stitch"]
+    assert [c.params["prompt"] for c in children[:2]] == ["edit", "second"]
+
+    first, second = plan_portions(41, [(5, 12, None), (25, 30, 9)], 4)
+    assert (first.gap, first.total, second.gap, second.total) == (7, 13, 9, 17)
+    output = Path(orchestrator.output_location or "")
+    assert count_frames(output) == 41 - 7 + 7 - 5 + 9 == 45
+    got, want = read_frames(output), read_frames(source)
+    assert psnr(got[:5], want[:5]) >= 35
+    assert psnr(got[12:25], want[12:25]) >= 35
+    assert psnr(got[34:], want[30:]) >= 35
+    assert psnr(got[5:12], want[5:12]) < 30
+    assert has_audio(output)
+
+
+def test_edit_with_overlapping_portions_fails_before_any_child(
+    queue: InMemoryQueue, tmp_path: Path, make_clip
+) -> None:
+    from headless_wan.errors import InvalidTaskParams
+    from tests.fixtures.travel.support import claim_type, run_claim
+
+    source = make_clip("source.mp4", 30, seed=1)
+    handler = {h.task_type: h for h in join_handlers(_NoEngine(), CONFIG)}["edit_video_orchestrator"]
+    cases = [
+        (
+            [{"start_frame": 5, "end_frame": 15}, {"start_frame": 10, "end_frame": 20}],
+            r"\[5, 15\) and \[10, 20\) overlap",
+        ),
+        (
+            [{"start_frame": 25, "end_frame": 40}],
+            r"portion \[25, 40\) must be non-empty and inside the video's 30 frames",
+        ),
+    ]
+    for portions, needle in cases:
+        details = {"source_video_url": str(source), "portions_to_regenerate": portions}
+        queue.enqueue(NewTask("edit_video_orchestrator", {"orchestrator_details": details}))
+        claim = claim_type(queue, "edit_video_orchestrator")
+        with pytest.raises(InvalidTaskParams, match=needle):
+            run_claim(queue, handler, claim, tmp_path / "work")
+        assert queue.children(claim.id) == []
+        queue.fail(claim, "expected")

@@ -197,7 +197,7 @@ def test_bad_windows(args, needle):
 
 
 def test_portions_contexts_stop_at_neighbouring_portions():
-    first, second = plan_portions(100, [(25, 40), (10, 20)], 8)
+    first, second = plan_portions(100, [(25, 40, None), (10, 20, None)], 8)
     assert (first.start, first.end, first.context_before, first.context_after) == (10, 20, 8, 3)
     assert (second.start, second.end, second.context_before, second.context_after) == (25, 40, 5, 5)
     assert first.end + first.context_after <= second.guide_start + second.context_before
@@ -208,10 +208,22 @@ def test_portions_contexts_stop_at_neighbouring_portions():
     ("portions", "needle"),
     [
         ([], "at least one portion"),
-        ([(10, 30), (20, 40)], r"portions \[10, 30\) and \[20, 40\) overlap"),
-        ([(90, 120)], r"portion \[90, 120\) must be non-empty and inside the video's 100 frames"),
+        ([(10, 30, None), (20, 40, None)], r"portions \[10, 30\) and \[20, 40\) overlap"),
+        ([(90, 120, None)], r"portion \[90, 120\) must be non-empty and inside the video's 100 frames"),
     ],
 )
 def test_bad_portions(portions, needle):
     with pytest.raises(InvalidTaskParams, match=needle):
         plan_portions(100, portions, 8)
+
+
+def test_portion_with_its_own_gap_count_replaces_the_window_by_that_many_frames():
+    (plan,) = plan_portions(100, [(40, 50, 23)], 8)
+    # 8 + 23 + 8 = 39 → 37: the gap absorbs the rounding, the contexts stay
+    assert (plan.context_before, plan.gap, plan.context_after, plan.padding) == (8, 21, 8, 0)
+    assert plan.total % 4 == 1
+    assert plan.output_frames == 100 - 10 + 21
+    with pytest.raises(
+        InvalidTaskParams, match=r"portions_to_regenerate\[0\].gap_frame_count: must be at least 1"
+    ):
+        plan_portions(100, [(40, 50, 0)], 8)
