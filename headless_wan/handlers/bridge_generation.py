@@ -4,6 +4,7 @@ one bridge generation on the engine, and sizing its frames for assembly."""
 from __future__ import annotations
 
 import functools
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def generate_bridge(
         width=width,
         height=height,
         num_frames=total,
-        seed=seed if seed is not None else gen.seed,
+        seed=_concrete_seed(seed if seed is not None else gen.seed),
         steps=gen.num_inference_steps if gen.phase_config is None else None,
         guidance_scale=gen.guidance_scale if gen.phase_config is None else None,
         phases=parse_phase_config(gen.phase_config) if gen.phase_config else None,
@@ -120,6 +121,11 @@ def generate_bridge(
     if result.frames.shape[0] != total:
         raise MediaError(f"the engine returned {result.frames.shape[0]} frames, the bridge plans {total}")
     return result.frames, result
+
+
+def _concrete_seed(seed: int) -> int:
+    """-1 (the app's default) means random, as for `generate_video`; the sidecar records the one used."""
+    return seed if seed >= 0 else random.SystemRandom().randrange(2**31)
 
 
 def resize_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
