@@ -14,7 +14,7 @@ from headless_wan.handlers.travel_inputs import TravelConfig
 from headless_wan.media.video_io import count_frames, read_frames
 from headless_wan.queue.memory import InMemoryQueue
 from headless_wan.storage.local import LocalStorage
-from tests.fixtures.travel.support import PROJECT, drain
+from tests.fixtures.travel.support import PROJECT, claim_type, drain, make_context, run_claim
 from tests.integration.join.conftest import psnr
 
 pytestmark = pytest.mark.slow
@@ -136,7 +136,6 @@ def test_inpaint_window_outside_the_video_fails_before_generation(
     engine = _NoEngine()
     task_id = queue.enqueue(NewTask("inpaint_frames", {"video_path": str(source), **params}))
     from headless_wan.errors import InvalidTaskParams
-    from tests.fixtures.travel.support import claim_type, run_claim
 
     claim = claim_type(queue, "inpaint_frames")
     handler = {h.task_type: h for h in join_handlers(engine, CONFIG)}["inpaint_frames"]
@@ -168,7 +167,6 @@ def test_clips_that_cannot_be_decoded_or_are_too_short_fail_before_any_child(
     queue: InMemoryQueue, tmp_path: Path, make_clip
 ) -> None:
     from headless_wan.errors import InputUnavailable, InvalidTaskParams
-    from tests.fixtures.travel.support import claim_type, run_claim
 
     handler = {h.task_type: h for h in join_handlers(_NoEngine(), CONFIG)}["join_clips_orchestrator"]
     broken = tmp_path / "broken.mp4"
@@ -248,7 +246,6 @@ def test_edit_with_overlapping_portions_fails_before_any_child(
     queue: InMemoryQueue, tmp_path: Path, make_clip
 ) -> None:
     from headless_wan.errors import InvalidTaskParams
-    from tests.fixtures.travel.support import claim_type, run_claim
 
     source = make_clip("source.mp4", 30, seed=1)
     handler = {h.task_type: h for h in join_handlers(_NoEngine(), CONFIG)}["edit_video_orchestrator"]
@@ -270,3 +267,22 @@ def test_edit_with_overlapping_portions_fails_before_any_child(
             run_claim(queue, handler, claim, tmp_path / "work")
         assert queue.children(claim.id) == []
         queue.fail(claim, "expected")
+
+
+def test_join_orchestrator_rerun_creates_only_missing_children(
+    queue: InMemoryQueue, tmp_path: Path, make_clip
+) -> None:
+
+    clips = [make_clip(f"r{i}.mp4", 25, seed=i) for i in range(3)]
+    handler = {h.task_type: h for h in join_handlers(_NoEngine(), CONFIG)}["join_clips_orchestrator"]
+    orchestrator_id = queue.enqueue(
+        NewTask("join_clips_orchestrator", join_payload(clips), project_id=PROJECT)
+    )
+    claim = claim_type(queue, "join_clips_orchestrator")
+    params = handler.params_model.model_validate(claim.task.params)
+    first = handler.run(make_context(queue, claim, tmp_path / "w1"), params)
+    second = handler.run(make_context(queue, claim, tmp_path / "w2"), params)
+    assert first.waiting and second.waiting
+    assert second.message == "Enqueued 0 join task(s) for run run-join-1"
+    children = queue.children(orchestrator_id)
+    assert [c.task_type for c in children] == ["join_clips_segment"] * 2 + ["join_final_stitch"]
