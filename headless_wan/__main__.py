@@ -1,3 +1,5 @@
 from headless_wan.cli import main
 
-raise SystemExit(main())
+# Guarded: the executor process is spawned, and spawning re-imports the main module.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -27,47 +27,70 @@ log = logging.getLogger("headless_wan.cli")
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from headless_wan.engine import vram_usage
-    from headless_wan.wiring import (
-        build_engine,
-        build_handlers,
-        build_queue,
-        build_worker,
-        payload_limits,
-        startup_checks,
-    )
-    from headless_wan.worker.dispatch import HandlerRegistry
+    from headless_wan.errors import ConfigError
+    from headless_wan.wiring import build_queue, build_worker, startup_checks
     from headless_wan.worker.health import WorkerState
     from headless_wan.worker.signals import on_stop_signal
 
     metrics, server = _serve_metrics(settings)  # first, so /healthz says "starting" during the checks
     try:
         queue, heartbeat_queue = build_queue(settings), build_queue(settings)  # heartbeat: own connection
-        engine = build_engine(settings)
-        registry = HandlerRegistry(build_handlers(settings, engine), limits=payload_limits(settings))
-        if not startup_checks(settings, engine if settings.startup_check else None):
+        try:
+            runner, engine = _start_runner(settings)
+        except ConfigError as exc:
+            log.error("%s", exc, extra={"action": "startup_check"})
+            ok = False
+        else:
+            ok = startup_checks(settings, engine if settings.startup_check else None)
+        if not ok:
             if metrics is not None:
                 metrics.state_changed(WorkerState.FAILED)
             return EXIT_SETUP_FAILED
-        probe = metrics.observe_vram(vram_usage) if metrics is not None else vram_usage
+        vram = runner.vram_usage if settings.executor else _vram_probe()  # the executor: CUDA is there
+        probe = metrics.observe_vram(vram) if metrics is not None else vram
         worker = build_worker(
-            settings, queue, heartbeat_queue, registry, drain=args.drain, vram_probe=probe, events=metrics
+            settings, queue, heartbeat_queue, runner, drain=args.drain, vram_probe=probe, events=metrics
         )
         log.info(
-            "worker %s on the %s queue; task types: %s",
+            "worker %s on the %s queue (%s); task types: %s",
             settings.worker_id,
             settings.queue,
-            ", ".join(sorted(registry.task_types)),
+            "executor process" if settings.executor else "in-process",
+            ", ".join(sorted(runner.task_types)),
             extra={"action": "worker_config"},
         )
         try:
             with on_stop_signal(worker.request_stop):
                 return worker.run()
         finally:
-            engine.close()
+            runner.close()
+            if engine is not None:
+                engine.close()
     finally:
         if server is not None:
             server.stop()
+
+
+def _start_runner(settings: Settings) -> tuple[Any, Any]:
+    """(runner, engine): the started executor process (engine None: it lives in the child), or
+    with HW_EXECUTOR=false handlers and engine in this process."""
+    from headless_wan.wiring import build_engine, build_executor, build_handlers, payload_limits
+    from headless_wan.worker.dispatch import HandlerRegistry
+    from headless_wan.worker.runner import InProcessRunner
+
+    if settings.executor:
+        executor = build_executor(settings)
+        executor.start()  # builds the handlers and checks the GPU there; ConfigError if it cannot
+        return executor, None
+    engine = build_engine(settings)
+    registry = HandlerRegistry(build_handlers(settings, engine), limits=payload_limits(settings))
+    return InProcessRunner(registry), engine
+
+
+def _vram_probe() -> Any:
+    from headless_wan.engine import vram_usage
+
+    return vram_usage
 
 
 def _serve_metrics(settings: Settings) -> tuple[Metrics | None, HealthServer | None]:

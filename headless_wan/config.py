@@ -16,6 +16,8 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 QueueBackend = Literal["sqlite", "reigh", "postgres"]
+# Tasks with no GPU work get short limits, so a hung download or planner does not hold a worker.
+DEFAULT_TASK_TIMEOUTS = {"travel_orchestrator": 600.0, "image-generation": 1800.0, "wan_2_2_t2i": 1800.0}
 
 
 def _env(name: str) -> AliasChoices:
@@ -152,13 +154,14 @@ class Settings(BaseSettings):
     s3_public_base_url: str | None = Field(
         None,
         description="Public URL of the bucket (or its CDN); outputs are recorded as <this>/<key>. "
-        "Unset = presigned URLs valid s3_url_expiry_s.",
+        "Recommended; unset = presigned URLs, which stop working after s3_url_expiry_s.",
     )
     s3_url_expiry_s: int = Field(
         7 * 24 * 3600,
         ge=1,
         le=7 * 24 * 3600,
-        description="Lifetime of presigned output URLs (7 days at most).",
+        description="Lifetime of presigned output URLs (7 days at most); a task's recorded "
+        "output_location is dead after it. Logs show them without the signature.",
     )
 
     # --- worker ----------------------------------------------------------------------------
@@ -188,10 +191,35 @@ class Settings(BaseSettings):
     cancel_timeout_s: float = Field(
         15.0,
         gt=0,
-        description="After a cancel, how long a task may take to stop before the worker releases it and exits.",
+        description="After a cancel, how long a task may take to stop before the worker kills its "
+        "executor process (in-process: releases the task and exits).",
     )
     progress_interval_s: float = Field(
         2.0, gt=0, description="At most one progress log line per task this often."
+    )
+    executor: bool = Field(
+        True,
+        description="Run handlers in a child executor process the worker can kill and replace "
+        "(false: in the worker process, without the stall/timeout watchdog).",
+    )
+    task_stall_s: float = Field(
+        900.0,
+        ge=0,
+        description="Kill the executor when a task sends no progress event for this long (0 = never).",
+    )
+    task_timeout_s: float = Field(
+        7200.0, ge=0, description="Kill the executor when a task runs longer than this (0 = no limit)."
+    )
+    task_timeouts: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TASK_TIMEOUTS),
+        description="Per task type time limits overriding task_timeout_s, JSON; default "
+        '{"travel_orchestrator": 600, "image-generation": 1800, "wan_2_2_t2i": 1800}.',
+    )
+    finish_budget_s: float = Field(
+        300.0,
+        gt=0,
+        description="Total time publishing a result and writing its status may take, retries included; "
+        "past it the outputs stay on disk and the task is finished later from its manifest.",
     )
     handler_plugins: tuple[str, ...] = Field(
         (),

@@ -68,3 +68,15 @@ class QueueUnavailable(TransientError):
 
 class ConfigError(HeadlessWanError):
     """The worker is misconfigured."""
+
+
+class ExecutorLost(HeadlessWanError):
+    """The executor process running the task died, stalled or ran past its time limit.
+
+    `kind` is `died`, `stalled` or `timed_out`. `repeated` is set when the same task already lost
+    an executor once: it is failed rather than released again."""
+
+    def __init__(self, message: str, *, kind: str, repeated: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.repeated = repeated

@@ -6,6 +6,7 @@ itself imports torch only when a generation runs.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from pathlib import Path
@@ -22,12 +23,15 @@ from headless_wan.queue.base import QueueClient
 from headless_wan.storage.base import Storage
 from headless_wan.storage.local import LocalStorage
 from headless_wan.worker.dispatch import HandlerRegistry
+from headless_wan.worker.executor import Executor, WatchdogLimits
 from headless_wan.worker.health import WorkerEvents
 from headless_wan.worker.heartbeat import Heartbeat, VramProbe
 from headless_wan.worker.log_buffer import LogBuffer
 from headless_wan.worker.loop import Worker, WorkerOptions
+from headless_wan.worker.runner import TaskRunner
 
 if TYPE_CHECKING:  # psycopg and the engine are imported only when used
+    from headless_wan import doctor as doctor_types
     from headless_wan.engine import Engine
     from headless_wan.queue.postgres import PostgresQueue
 
@@ -198,13 +202,44 @@ def payload_limits(settings: Settings) -> PayloadLimits:
     return PayloadLimits(max_bytes=settings.max_task_json_kb * 1024, max_depth=settings.max_task_json_depth)
 
 
+def build_executor(settings: Settings) -> Executor:
+    """The executor process (not started yet): it builds the engine and handlers from Settings
+    itself, with `executor_registry`, so plugins and the URL policy are installed there."""
+    limits = WatchdogLimits(
+        stall_s=settings.task_stall_s,
+        timeout_s=settings.task_timeout_s,
+        timeouts=dict(settings.task_timeouts),
+    )
+    from headless_wan.engine import vram_usage  # runs in the child; importing it here is torch-free
+
+    factory = functools.partial(executor_registry, settings)
+    return Executor(factory, limits, cancel_timeout_s=settings.cancel_timeout_s, vram_probe=vram_usage)
+
+
+def executor_registry(settings: Settings) -> HandlerRegistry:
+    """Runs in the executor process: the engine, the GPU fitness check (torch is imported here,
+    never in the worker process) and every handler."""
+    from headless_wan import doctor
+
+    engine = build_engine(settings)
+    if settings.startup_check and not _log_checks([doctor.gpu_check(settings, engine)]):
+        raise ConfigError("the GPU check failed (see the log)")
+    return HandlerRegistry(build_handlers(settings, engine), limits=payload_limits(settings))
+
+
 def startup_checks(settings: Settings, engine: Engine | None) -> bool:
     """The doctor's checks, minus the queue (the worker opens it next and reports that itself),
     logged one line each. False when the worker could not do its job, so it stops before claiming.
-    `engine=None` (HW_STARTUP_CHECK=false) skips the GPU check and with it the torch import."""
+    `engine=None` (HW_STARTUP_CHECK=false, or the executor process checks the GPU) skips the GPU
+    check and with it the torch import."""
     from headless_wan import doctor
 
-    checks = doctor.run_checks(settings, engine, queue=False)
+    return _log_checks(doctor.run_checks(settings, engine, queue=False))
+
+
+def _log_checks(checks: list[doctor_types.Check]) -> bool:
+    from headless_wan import doctor
+
     levels = {
         doctor.Level.OK: logging.INFO,
         doctor.Level.WARN: logging.WARNING,
@@ -238,7 +273,7 @@ def build_worker(
     settings: Settings,
     queue: QueueClient,
     heartbeat_queue: QueueClient,
-    registry: HandlerRegistry,
+    runner: TaskRunner | HandlerRegistry,
     *,
     drain: bool,
     work_dir: Path | None = None,
@@ -256,6 +291,7 @@ def build_worker(
         cancel_timeout_s=settings.cancel_timeout_s,
         progress_interval_s=settings.progress_interval_s,
         keep_failed_workdirs=settings.keep_failed_workdirs,
+        finish_budget_s=settings.finish_budget_s,
     )
     log_buffer = LogBuffer()
     log_buffer.addFilter(TaskContextFilter())  # shipped lines name their task too
@@ -268,4 +304,4 @@ def build_worker(
         vram_probe=vram_probe,
         log_buffer=log_buffer,
     )
-    return Worker(queue, registry, heartbeat, options, events)
+    return Worker(queue, runner, heartbeat, options, events)

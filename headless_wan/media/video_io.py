@@ -10,6 +10,8 @@ that repeats the edge pixels. A 65x63 input therefore encodes and decodes as 66x
 
 from __future__ import annotations
 
+import os
+import select
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,15 +238,24 @@ def encode_video(
     return writer.frames_written
 
 
-def _read_exact(stream: IO[bytes], buffer: bytearray) -> int:
-    """Fill `buffer` from a pipe (reads may return short); returns the bytes read, < len only at EOF."""
+def _read_exact(stream: IO[bytes], buffer: bytearray, stall_s: float, what: str) -> int:
+    """Fill `buffer` from a pipe (reads may return short); returns the bytes read, < len only at EOF.
+
+    Reads the file descriptor directly (never through a read buffer, which `select` cannot see) and
+    waits at most `stall_s` for each chunk: an FFmpeg that stops producing output must not hold the
+    task forever. MediaError when it does."""
     view = memoryview(buffer)
+    fd = stream.fileno()
     filled = 0
     while filled < len(buffer):
-        got = stream.readinto(view[filled:])  # type: ignore[attr-defined]
-        if not got:
+        readable, _, _ = select.select([fd], [], [], stall_s)
+        if not readable:
+            raise MediaError(f"{what}: no output from ffmpeg for {stall_s:g} s")
+        chunk = os.read(fd, len(buffer) - filled)
+        if not chunk:
             break
-        filled += got
+        view[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
     return filled
 
 
@@ -284,7 +295,7 @@ def _stream_frames(
     try:
         while True:
             buffer = bytearray(frame_bytes)
-            got = _read_exact(proc.stdout, buffer)
+            got = _read_exact(proc.stdout, buffer, timeout_s, f"decoding {path.name}")
             if got == 0:
                 break
             if got < frame_bytes:
@@ -313,7 +324,7 @@ def iter_frames(
     Pass both `width` and `height` to resize every frame to exactly that size (`fill`: centre-cropped to
     that aspect ratio first). `fps` resamples to that frame rate first. `max_frames` stops decoding
     early. The file is probed now (MediaError for unreadable input); FFmpeg starts on the first `next()` and is
-    killed if the consumer stops early. `timeout_s` bounds the wait for FFmpeg's exit after the last frame.
+    killed if the consumer stops early. `timeout_s` bounds each wait for output and for FFmpeg's exit.
     """
     if (width is None) != (height is None):
         raise ValueError("pass both width and height to resize, or neither")

@@ -5,7 +5,10 @@ same object instead of adding another. `put` returns an http(s) URL, not `s3://`
 then fetches it like any other input URL (`media.fetch` accepts http/https only), including a
 stitch running on another machine without bucket credentials, and the browser of a Reigh-style
 front end. With `public_base_url` the URL is permanent (a public bucket or a CDN in front of it);
-without, it is a presigned GET URL valid for `url_expiry_s` (7 days at most on AWS).
+without, it is a presigned GET URL valid for `url_expiry_s` (7 days at most on AWS), and the
+recorded `output_location` stops working when it expires: prefer a public base URL for anything
+kept longer. A presigned URL is a credential while it lasts: the worker logs it only with its query
+(the signature) cut off (`worker.finishing.loggable`).
 """
 
 from __future__ import annotations

@@ -16,49 +16,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tenacity import (
-    RetryCallState,
-    retry,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
-
 from headless_wan.domain.tasks import ClaimedTask, TaskResult
 from headless_wan.domain.workers import WorkerStatus
 from headless_wan.errors import ClaimLost, HeadlessWanError, TransientError
-from headless_wan.handlers.base import CancelToken, TaskContext
+from headless_wan.handlers.base import CancelToken
 from headless_wan.logging import ContextAdapter, task_scope
 from headless_wan.queue.base import QueueClient
 from headless_wan.worker.context import QueueChildTasks
 from headless_wan.worker.dispatch import HandlerRegistry
+from headless_wan.worker.finishing import Finisher, read_manifest, write_manifest
 from headless_wan.worker.health import NullEvents, WorkerEvents, WorkerState
 from headless_wan.worker.heartbeat import Heartbeat
 from headless_wan.worker.progress import ProgressReporter
 from headless_wan.worker.retry import Action, decide
+from headless_wan.worker.runner import InProcessRunner, RunRequest, TaskRunner
 
 EXIT_OK = 0
 EXIT_FATAL = 70
 
 logger = logging.getLogger("headless_wan.worker")
 F = TypeVar("F", bound=Callable[..., Any])
-_OUTCOMES = {"fail": "failed", "release": "released", "drop": "dropped", "fatal": "released"}
-
-
-def _persisting(write: F, on_retry: Callable[[str], None]) -> F:
-    """Final status writes must land: a few quick retries ride out a locked or briefly unreachable
-    queue. If they still fail, the lease expires and the task is requeued, so nothing is lost."""
-
-    def before_sleep(state: RetryCallState) -> None:
-        on_retry(getattr(write, "__name__", "status_write"))
-
-    return retry(
-        retry=retry_if_exception_type(TransientError),
-        stop=stop_after_attempt(5),
-        wait=wait_exponential_jitter(multiplier=0.2, max=5),
-        before_sleep=before_sleep,
-        reraise=True,
-    )(write)
+_OUTCOMES = {
+    "fail": "failed",
+    "release": "released",
+    "drop": "dropped",
+    "fatal": "released",
+    "stop": "released",
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +57,8 @@ class WorkerOptions:
     cancel_timeout_s: float = 15.0
     progress_interval_s: float = 2.0
     keep_failed_workdirs: bool = False
+    finish_budget_s: float = 300.0
+    """Total time publishing and the final status write may take, retries included."""
 
 
 @dataclass
@@ -86,13 +72,14 @@ class Worker:
     def __init__(
         self,
         queue: QueueClient,
-        registry: HandlerRegistry,
+        runner: TaskRunner | HandlerRegistry,
         heartbeat: Heartbeat,
         options: WorkerOptions,
         events: WorkerEvents | None = None,
     ) -> None:
+        """`runner`: the executor process, or a registry whose handlers run in this process."""
         self.queue = queue
-        self.registry = registry
+        self.runner: TaskRunner = InProcessRunner(runner) if isinstance(runner, HandlerRegistry) else runner
         self.heartbeat = heartbeat
         self.options = options
         self.events: WorkerEvents = events or NullEvents()
@@ -103,6 +90,9 @@ class Worker:
         self._current: _Current | None = None
         self._queue_down = False
         self._loaded_model: str | None = None
+        self.finisher = Finisher(
+            queue, self.events, options.worker_id, options.finish_budget_s, on_error=self._handle_error
+        )
         self._log = ContextAdapter(logger, {"worker_id": options.worker_id})
 
     # --- control ---------------------------------------------------------------------------
@@ -116,8 +106,13 @@ class Worker:
         self.events.state_changed(WorkerState.DRAINING)
         self._log.info("stop requested (%d)", self._stop_requests, extra={"action": "stop_requested"})
         current = self._current
-        if current is None:
-            return
+        if current is not None:
+            self._guard_shutdown(current)
+
+    def _guard_shutdown(self, current: _Current) -> None:
+        """The first stop request gives the running task the full grace period; a later one cancels
+        it at once. Called for a task that was claimed while the stop arrived, too, without counting
+        that stop again."""
         grace = 0.0 if self._stop_requests > 1 else self.options.shutdown_grace_s
         threading.Thread(target=self._enforce_shutdown, args=(current, grace), daemon=True).start()
 
@@ -127,8 +122,14 @@ class Worker:
         return current.claim.id if current else None
 
     def run(self) -> int:
-        self.queue.open()
-        self.heartbeat.start()
+        """Serve until stopped. Closes what it opened (queue, heartbeat client, runner) on the way out;
+        a handler's SystemExit / KeyboardInterrupt stops it after the task is released."""
+        try:
+            self.queue.open()
+            self.heartbeat.start()
+        except BaseException:
+            self._close()
+            raise
         self._log.info("worker started", extra={"action": "worker_started"})
         try:
             for task_id in self.queue.recover(self.options.worker_id):
@@ -150,14 +151,23 @@ class Worker:
             self.heartbeat.stop(
                 WorkerStatus.CRASHED if self.exit_code == EXIT_FATAL else WorkerStatus.INACTIVE
             )
+            self._close()
             self._log.info("worker stopped", extra={"action": "worker_stopped"})
         return self.exit_code
+
+    def _close(self) -> None:
+        for close in (self.runner.close, self.queue.close):
+            try:
+                close()
+            except Exception as exc:  # shutting down: report, and close the rest
+                self._log.warning("close failed: %s", exc, extra={"action": "close_failed"})
 
     # --- the loop --------------------------------------------------------------------------
 
     def _serve(self) -> None:
         delay = self.options.poll_min_s
         while not self._stop.is_set():
+            self.finisher.retry_deferred()
             claim = self._try_claim()
             if claim is None:
                 if self.options.drain and not self._queue_down:
@@ -211,17 +221,21 @@ class Worker:
         current = _Current(claim, cancel, threading.Event())
         self._current = current
         self.heartbeat.watch(claim, cancel)
-        if self._stop.is_set():  # a stop arrived between the claim and now
-            self.request_stop()
+        if self._stop.is_set():  # a stop arrived between the claim and now: the same stop, same grace
+            self._guard_shutdown(current)
         started = time.monotonic()
         try:
-            result = self._run_handler(claim, cancel, progress, workdir, log)
-        except BaseException as exc:
+            result = self._result_of(claim, cancel, progress, workdir, log)
+        except Exception as exc:
             progress.close()
             return self._handle_error(claim, exc, workdir, log, started)
+        except BaseException as exc:  # SystemExit, Ctrl-C: not the task's fault; stop the worker
+            progress.close()
+            self._handle_error(claim, exc, workdir, log, started)
+            raise
         else:
             progress.close()
-            self._finish(claim, result, workdir, log, started)
+            self.finisher.finish(claim, result, workdir, log, started)
             return True
         finally:
             self.heartbeat.unwatch()
@@ -229,7 +243,7 @@ class Worker:
             current.done.set()
             self.events.state_changed(WorkerState.DRAINING if self._stop.is_set() else WorkerState.READY)
 
-    def _run_handler(
+    def _result_of(
         self,
         claim: ClaimedTask,
         cancel: CancelToken,
@@ -237,21 +251,26 @@ class Worker:
         workdir: Path,
         log: logging.LoggerAdapter[logging.Logger],
     ) -> TaskResult:
-        handler, params = self.registry.resolve(claim.task)
+        """The manifest of an earlier run whose completion was never recorded, else a fresh run;
+        either way the result is in the manifest before anything is published."""
+        earlier = read_manifest(workdir, claim.id)
+        if earlier is not None:
+            log.info("finishing from an earlier run's manifest", extra={"action": "task_from_manifest"})
+            return earlier
         workdir.mkdir(parents=True, exist_ok=True)
-        ctx = TaskContext(
-            task=claim.task,
+        request = RunRequest(
+            claim=claim,
             workdir=workdir,
             cancel=cancel,
             progress=progress,
             children=QueueChildTasks(self.queue, claim),
+            lookup=self.queue,
             mark_started=lambda model=None: self._mark_started(claim, log, model),
             log=log,
-            lookup=self.queue,
         )
         log.info("running", extra={"action": "task_started"})
-        result = handler.run(ctx, params)
-        cancel.check()  # cancelled while finishing up: publish nothing
+        result = self.runner.run(request)
+        write_manifest(workdir, claim.id, result)
         return result
 
     def _mark_started(self, claim: ClaimedTask, log: ContextAdapter, model: str | None) -> None:
@@ -263,32 +282,6 @@ class Worker:
                 self._loaded_model = model
         except TransientError as exc:  # best effort; the task goes on
             log.warning("could not mark task started: %s", exc, extra={"action": "mark_started_failed"})
-
-    def _finish(
-        self,
-        claim: ClaimedTask,
-        result: TaskResult,
-        workdir: Path,
-        log: logging.LoggerAdapter[logging.Logger],
-        started: float,
-    ) -> None:
-        try:
-            if result.waiting:
-                self._persist(self.queue.mark_waiting)(claim, result.message or "Waiting for child tasks")
-                log.info("waiting for child tasks", extra={"action": "task_waiting"})
-            else:
-                size = _size_of(result.output, result.thumbnail)  # before a backend moves the files
-                task = self._persist(self.queue.complete)(claim, result)
-                log.info("complete: %s", task.output_location, extra={"action": "task_succeeded"})
-                self.events.output_published(claim, size)
-        except BaseException as exc:
-            self._handle_error(claim, exc, workdir, log, started)
-            return
-        self.events.task_finished(
-            claim, "waiting" if result.waiting else "complete", time.monotonic() - started
-        )
-        # Only now, with completion acknowledged, may local files go.
-        shutil.rmtree(workdir, ignore_errors=True)
 
     def _handle_error(
         self,
@@ -311,7 +304,7 @@ class Worker:
         try:
             if decision.action is Action.FAIL:
                 self._persist(self.queue.fail)(claim, decision.message)
-            elif decision.action in (Action.RELEASE, Action.FATAL):
+            elif decision.action in (Action.RELEASE, Action.FATAL, Action.STOP):
                 self._persist(self.queue.release)(claim, decision.message)
         except ClaimLost as gone:
             # Finished elsewhere meanwhile (cancelled, requeued, cascaded): nothing to record.
@@ -321,13 +314,16 @@ class Worker:
         if decision.action is not Action.FAIL or not self.options.keep_failed_workdirs:
             shutil.rmtree(workdir, ignore_errors=True)
         self.events.task_finished(claim, _OUTCOMES[decision.action.value], time.monotonic() - started)
+        if decision.action is Action.STOP:
+            self._stop.set()
+            return False
         if decision.action is Action.FATAL:
             self.exit_code = EXIT_FATAL
             return False
         return True
 
     def _persist(self, write: F) -> F:
-        return _persisting(write, self.events.status_write_retried)
+        return self.finisher.persist(write)
 
     def _enforce_shutdown(self, current: _Current, grace_s: float) -> None:
         """Give the running task `grace_s` to finish, then cancel it; if it ignores the cancel,
@@ -336,7 +332,10 @@ class Worker:
             return
         self._log.warning("grace period over; cancelling", extra={"action": "shutdown_cancel"})
         current.cancel.cancel("shutdown")
-        if current.done.wait(self.options.cancel_timeout_s):
+        # A supervised runner kills a task that ignores the cancel itself, after cancel_timeout_s;
+        # this guard then only covers a main thread that is stuck anyway.
+        patience = self.options.cancel_timeout_s * (2 if self.runner.supervised else 1)
+        if current.done.wait(patience + (5 if self.runner.supervised else 0)):
             return
         self._log.error(
             "task ignored cancellation; releasing and exiting", extra={"action": "shutdown_forced"}
@@ -362,14 +361,3 @@ def _safe_dirname(task_id: str) -> str:
 
 def _is_unexpected(exc: BaseException) -> bool:
     return not isinstance(exc, HeadlessWanError)
-
-
-def _size_of(*paths: Path | None) -> int:
-    """Bytes handed to the queue to publish (read before the workdir goes)."""
-    total = 0
-    for path in paths:
-        try:
-            total += path.stat().st_size if path is not None else 0
-        except OSError:  # a backend that moved the file away: nothing to count
-            pass
-    return total

@@ -7,6 +7,7 @@ from enum import Enum
 
 from headless_wan.errors import (
     ClaimLost,
+    ExecutorLost,
     HeadlessWanError,
     TaskCancelled,
     TransientError,
@@ -21,6 +22,7 @@ class Action(Enum):
     RELEASE = "release"  # back to Queued (attempts + 1); another try may succeed
     DROP = "drop"  # the task is not ours any more (cancelled by the user, claim lost): touch nothing
     FATAL = "fatal"  # release, then the worker exits non-zero so the platform replaces it
+    STOP = "stop"  # SystemExit / KeyboardInterrupt: release, then the worker stops (not a task failure)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,16 @@ class Decision:
 
 
 def decide(exc: BaseException, task_type: str) -> Decision:
+    if not isinstance(exc, Exception):
+        return Decision(Action.STOP, f"worker stopped ({type(exc).__name__}) before the task finished")
+    if isinstance(exc, ExecutorLost):
+        # A crash or a hang may be the box's (memory pressure, a flaky driver): one more try. A task
+        # that loses an executor twice, or runs past its time limit, would do it again.
+        if exc.kind == "timed_out" or exc.repeated:
+            return Decision(Action.FAIL, _short(str(exc)))
+        return Decision(Action.RELEASE, _short(f"{exc}; released to run once more"))
+    if isinstance(exc, MemoryError):  # host RAM (RLIMIT_AS, cgroup); GPU memory is EngineOOM
+        return Decision(Action.FAIL, f"The {task_type} handler ran out of host memory (MemoryError)")
     if isinstance(exc, TaskCancelled):
         if exc.reason == "shutdown":
             return Decision(Action.RELEASE, "worker shut down before the task finished")
@@ -43,9 +55,9 @@ def decide(exc: BaseException, task_type: str) -> Decision:
     if isinstance(exc, HeadlessWanError):
         return Decision(Action.FAIL, _short(str(exc)))
     # A bug or an unforeseen library error: the message stays short; the traceback goes to the log.
-    return Decision(
-        Action.FAIL, _short(f"Internal error in the {task_type} handler: {type(exc).__name__}: {exc}")
-    )
+    # (`type_name`: the class name of an error raised in the executor process.)
+    name = getattr(exc, "type_name", None) or type(exc).__name__
+    return Decision(Action.FAIL, _short(f"Internal error in the {task_type} handler: {name}: {exc}"))
 
 
 def _short(text: str) -> str:

@@ -50,6 +50,7 @@ class Fleet:
     log_of: dict[int, Path] = field(default_factory=dict)
     killed_at: dict[int, int] = field(default_factory=dict)  # pid → time_ns of the SIGKILL
     started: int = 0
+    kills: int = 0
 
     @property
     def journal(self) -> Path:
@@ -110,9 +111,16 @@ class Fleet:
         return all('"worker_started"' in self.log_of[pid].read_text() for pid in self.procs)
 
     def kill(self, pid: int) -> None:
+        """SIGKILL a worker. Its executor process (which runs the handler and writes the journal)
+        dies with it; runs of either pid end at this moment."""
+        executors = _children(pid)
+        self.kills += 1
         self.killed_at[pid] = time.time_ns()
         self.procs[pid].send_signal(signal.SIGKILL)
         self.procs.pop(pid).wait(timeout=30)
+        for child in executors:
+            wait_for(lambda child=child: not _running(child), timeout_s=30, what=f"executor {child} to die")
+            self.killed_at[child] = self.killed_at[pid]
 
     def records(self) -> list[list[str]]:
         if not self.journal.exists():
@@ -123,6 +131,22 @@ class Fleet:
         return "\n".join(
             f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(self.root.glob("chaos-*.log"))
         )
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
 
 
 @pytest.fixture
@@ -208,7 +232,7 @@ def _assert_runs_never_overlapped(fleet: Fleet, ids: set[str]) -> None:
         for (_, end), (next_start, _) in itertools.pairwise(intervals):
             assert next_start > end, f"task {task_id} ran twice at the same time: {intervals}"
     assert fleet.killed_at, "the test killed nobody"
-    print(f"chaos: {len(fleet.killed_at)} workers killed, {reruns} task runs repeated")
+    print(f"chaos: {fleet.kills} workers killed, {reruns} task runs repeated")
 
 
 def _assert_one_object_per_task(fleet: Fleet, rows: dict[str, object]) -> None:

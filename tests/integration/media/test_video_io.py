@@ -273,3 +273,12 @@ def test_load_image_converts_to_rgb_and_reports_bad_files(tmp_path: Path) -> Non
     (tmp_path / "bad.png").write_bytes(b"nope")
     with pytest.raises(MediaError, match=r"bad\.png"):
         load_image(tmp_path / "bad.png")
+
+
+def test_a_decoder_that_produces_nothing_fails_after_the_read_deadline(tmp_path: Path) -> None:
+    fifo = tmp_path / "never-written.mkv"
+    os.mkfifo(fifo)  # ffmpeg blocks opening it: a hung input, like a stalled network mount
+    frames = iter_frames(fifo, width=16, height=16, timeout_s=0.5)
+    with pytest.raises(MediaError, match=r"decoding never-written.mkv: no output from ffmpeg for 0\.5 s"):
+        next(frames)
+    assert ffmpeg_children() == []

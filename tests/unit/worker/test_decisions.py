@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from headless_wan.errors import (
     ClaimLost,
     EngineOOM,
+    ExecutorLost,
     InputUnavailable,
     InvalidTaskParams,
     QueueUnavailable,
@@ -18,6 +19,7 @@ from headless_wan.errors import (
     WorkerFatal,
 )
 from headless_wan.worker.dispatch import validate_params
+from headless_wan.worker.executor.messages import RemoteError
 from headless_wan.worker.progress import ProgressReporter
 from headless_wan.worker.retry import MAX_MESSAGE_CHARS, Action, decide
 
@@ -36,6 +38,13 @@ from headless_wan.worker.retry import MAX_MESSAGE_CHARS, Action, decide
         (ClaimLost(), Action.DROP),
         (WorkerFatal("GPU has fallen off the bus"), Action.FATAL),
         (ZeroDivisionError("division by zero"), Action.FAIL),
+        (ExecutorLost("died", kind="died"), Action.RELEASE),
+        (ExecutorLost("stalled", kind="stalled"), Action.RELEASE),
+        (ExecutorLost("died again", kind="died", repeated=True), Action.FAIL),
+        (ExecutorLost("too long", kind="timed_out"), Action.FAIL),
+        (MemoryError(), Action.FAIL),
+        (SystemExit(3), Action.STOP),
+        (KeyboardInterrupt(), Action.STOP),
     ],
 )
 def test_each_error_class_maps_to_one_action(exc: BaseException, action: Action) -> None:
@@ -80,3 +89,11 @@ def test_progress_is_throttled_but_keeps_stage_boundaries() -> None:
     reporter.close()
     reporter.report("encoding", 1, 1)
     assert reporter.latest.seq == 11  # nothing after the final status
+
+
+def test_messages_for_errors_from_the_executor_name_their_original_class() -> None:
+    remote = decide(RemoteError("CudaLaunchError", "bad kernel"), "vace")
+    assert remote.message == "Internal error in the vace handler: CudaLaunchError: bad kernel"
+    first = decide(ExecutorLost("Executor process died (killed by signal SIGSEGV)", kind="died"), "vace")
+    assert first.message == "Executor process died (killed by signal SIGSEGV); released to run once more"
+    assert decide(MemoryError(), "vace").message == "The vace handler ran out of host memory (MemoryError)"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,15 +41,6 @@ def row(queue: InMemoryQueue, task_id: str) -> Task:
     task = queue.get(task_id)
     assert task is not None
     return task
-
-
-@pytest.fixture
-def background() -> Iterator[list[threading.Thread]]:
-    threads: list[threading.Thread] = []
-    yield threads
-    for thread in threads:
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "worker thread did not stop"
 
 
 def start(worker: Worker, threads: list[threading.Thread]) -> dict[str, int]:
