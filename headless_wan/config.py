@@ -263,6 +263,9 @@ class Settings(BaseSettings):
     max_task_frames: int = Field(
         4000, ge=1, description="Most frames one task may produce (a travel run's stitched length)."
     )
+    max_join_clips: int = Field(
+        32, ge=2, description="Most clips one join_clips run may join (each join is one VACE generation)."
+    )
 
     # --- generation ------------------------------------------------------------------------
     startup_check: bool = Field(

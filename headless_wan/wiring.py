@@ -164,6 +164,7 @@ def build_handlers(settings: Settings, engine: Engine, *, local_run: bool = Fals
     when the setting says so, by default with the embedded queue or a local `run`."""
     from headless_wan.handlers.generate import generation_handlers
     from headless_wan.handlers.images import image_handlers
+    from headless_wan.handlers.join import JoinConfig, join_handlers
     from headless_wan.handlers.travel import TravelConfig, travel_handlers
 
     # Every download a task causes goes through this one policy (media.fetch uses the installed one).
@@ -183,6 +184,7 @@ def build_handlers(settings: Settings, engine: Engine, *, local_run: bool = Fals
         *generation_handlers(engine, allow_local_inputs=allow_local),
         *image_handlers(engine, allow_local_inputs=allow_local),
         *travel_handlers(engine, travel),
+        *join_handlers(engine, JoinConfig(inputs=travel, max_join_clips=settings.max_join_clips)),
     ]
     for spec in settings.handler_plugins:
         handlers.extend(load_plugin(spec))

@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel
 
+from headless_wan.domain.stitch_params import AppStitchParams, StitchTaskParams
 from headless_wan.domain.tasks import SegmentOutput, TaskResult
 from headless_wan.domain.travel_params import TRAVEL_STITCH, TravelStitchParams
 from headless_wan.errors import InvalidTaskParams, MediaError, TransientError
@@ -47,19 +48,26 @@ def select_segments(rows: Sequence[SegmentOutput], count: int, run_id: str) -> l
 class TravelStitchHandler:
     """Stitches a run's segments.
 
-    Input: `TravelStitchParams` plus `ctx.lookup.completed_segments(run_id, project_id)`. Output:
+    Input: `TravelStitchParams` plus `ctx.lookup.completed_segments(run_id, project_id)` (the app's own
+    crossfade join, `AppStitchParams`, goes to `handlers.app_stitch`). Output:
     `<task id>.mp4` (Σ len − Σ overlaps frames, checked by decoding) and a JPEG thumbnail. Raises
     TransientError while segments are missing, InvalidTaskParams for inconsistent counts, MediaError
     when a segment cannot be decoded. Safe to re-run.
     """
 
     task_type: ClassVar[str] = TRAVEL_STITCH
-    params_model: ClassVar[type[BaseModel]] = TravelStitchParams
+    params_model: ClassVar[type[BaseModel]] = StitchTaskParams
 
     def __init__(self, config: TravelConfig) -> None:
         self.config = config
 
-    def run(self, ctx: TaskContext, params: TravelStitchParams) -> TaskResult:
+    def run(self, ctx: TaskContext, params: TravelStitchParams | StitchTaskParams) -> TaskResult:
+        if isinstance(params, StitchTaskParams):
+            params = params.root
+        if isinstance(params, AppStitchParams):
+            from headless_wan.handlers.app_stitch import run_app_stitch
+
+            return run_app_stitch(ctx, params, self.config)
         count = params.num_total_segments_generated
         overlaps = params.overlaps()
         if len(overlaps) < count - 1:

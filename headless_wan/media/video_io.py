@@ -260,11 +260,27 @@ def _read_exact(stream: IO[bytes], buffer: bytearray, stall_s: float, what: str)
 
 
 def _decode_args(
-    path: Path, width: int, height: int, max_frames: int | None, tools: FFmpegTools
+    path: Path,
+    width: int,
+    height: int,
+    max_frames: int | None,
+    tools: FFmpegTools,
+    fps: float | None = None,
+    fill: bool = False,
 ) -> list[str]:
     # An explicit scale pins the output size even if the stream changes resolution midway, so every frame
     # is exactly width*height*3 bytes; the colour matrix comes from the stream's own tags.
-    stream = make_input(path)["v:0"].filter("scale", width, height, flags="bicubic")
+    stream = make_input(path)["v:0"]
+    if fps is not None:
+        # FFmpeg's fps filter drops/duplicates frames by timestamp: the same input always gives the same
+        # frames, so a planner that counted them and a child that reads them agree.
+        stream = stream.filter("fps", fps=fps_arg(fps))
+    if fill:
+        # Centre crop to the target's aspect ratio before scaling, so nothing is stretched.
+        stream = stream.filter(
+            "crop", f"min(iw,ih*{width}/{height})", f"min(ih,iw*{height}/{width})", "(iw-ow)/2", "(ih-oh)/2"
+        )
+    stream = stream.filter("scale", width, height, flags="bicubic")
     options: dict[str, Any] = {"format": "rawvideo", "pix_fmt": "rgb24"}
     if max_frames is not None:
         options["frames:v"] = max_frames
@@ -300,10 +316,13 @@ def iter_frames(
     max_frames: int | None = None,
     timeout_s: float = 300.0,
     tools: FFmpegTools = DEFAULT_TOOLS,
+    fps: float | None = None,
+    fill: bool = False,
 ) -> Iterator[np.ndarray]:
     """Yield the video's frames as uint8 RGB (H, W, 3) arrays, one at a time.
 
-    Pass both `width` and `height` to resize every frame to exactly that size. `max_frames` stops decoding
+    Pass both `width` and `height` to resize every frame to exactly that size (`fill`: centre-cropped to
+    that aspect ratio first). `fps` resamples to that frame rate first. `max_frames` stops decoding
     early. The file is probed now (MediaError for unreadable input); FFmpeg starts on the first `next()` and is
     killed if the consumer stops early. `timeout_s` bounds each wait for output and for FFmpeg's exit.
     """
@@ -317,7 +336,7 @@ def iter_frames(
         width, height = info.width, info.height
     elif width <= 0 or height <= 0:
         raise ValueError(f"target size must be positive, got {width}x{height}")
-    args = _decode_args(path, width, height, max_frames, tools)
+    args = _decode_args(path, width, height, max_frames, tools, fps, fill)
     return _stream_frames(path, args, width, height, timeout_s)
 
 

@@ -44,6 +44,11 @@ DEFAULT_TASK_TYPES = frozenset(
         "vace",
         "wan_2_2_t2i",
         "image-generation",
+        "join_clips_orchestrator",
+        "join_clips_segment",
+        "join_final_stitch",
+        "edit_video_orchestrator",
+        "inpaint_frames",
         # the test fixtures' types
         "echo",
         "fake_video",

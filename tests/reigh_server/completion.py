@@ -126,7 +126,11 @@ def _record_completion(store: Store, task: dict[str, Any], location: str, thumb_
 
 
 def _complete_orchestrator(store: Store, task: dict[str, Any]) -> None:
-    """§5.3, travel segments only: the orchestrator finishes with its last segment."""
+    """§5.3, travel segments: the orchestrator finishes with its last segment; a `join_final_stitch`
+    completes its (join or edit) orchestrator at once with the stitch's output."""
+    if task["task_type"] == "join_final_stitch":
+        _complete_with_stitch(store, task)
+        return
     if task["task_type"] != "travel_segment":
         return
     orchestrator_id, run_id = orchestrator_ref(task["params"]), run_id_of(task["params"])
@@ -159,6 +163,21 @@ def _complete_orchestrator(store: Store, task: dict[str, Any]) -> None:
                 " WHERE id=?",
                 (location, now, now, parent["id"]),
             )
+
+
+def _complete_with_stitch(store: Store, task: dict[str, Any]) -> None:
+    orchestrator_id = orchestrator_ref(task["params"])
+    parent = store.task(orchestrator_id) if orchestrator_id else None
+    if parent is None or parent["status"] == "Complete":
+        return
+    location = (store.task(task["id"]) or {}).get("output_location")  # `task` predates completion
+    now = now_text()
+    with store.tx() as db:
+        db.execute(
+            "UPDATE tasks SET status='Complete', output_location=?, generation_processed_at=?, updated_at=?"
+            " WHERE id=?",
+            (location, now, now, parent["id"]),
+        )
 
 
 # --- generate-upload-url and the bucket (§3.3) ---------------------------------------------------

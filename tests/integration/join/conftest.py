@@ -1,0 +1,56 @@
+"""Fixtures for the bridge tasks: a tiny VACE engine on the CPU, distinct test clips, PSNR."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from headless_wan.engine import Engine, EngineConfig
+from headless_wan.media.video_io import encode_video
+
+SIZE = 64
+
+
+@pytest.fixture
+def tiny_engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = Engine(
+        EngineConfig(
+            device="cpu", model_override="tiny", lora_cache_dir=tmp_path / "loras", progress_interval_s=0.0
+        )
+    )
+    yield engine
+    engine.close()
+
+
+def textured_frames(count: int, seed: int, width: int = SIZE, height: int = SIZE) -> np.ndarray:
+    """Smooth moving gradients (compress well, so one CRF-18 encode stays far above 35 dB), distinct per
+    clip and per frame."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = np.empty((count, height, width, 3), dtype=np.uint8)
+    for index in range(count):
+        phase = index * 0.15 + seed
+        frames[index, ..., 0] = 128 + 100 * np.sin(x / 9.0 + phase)
+        frames[index, ..., 1] = 128 + 100 * np.cos(y / 11.0 - phase)
+        frames[index, ..., 2] = (40 * seed + 3 * index) % 256
+    return frames
+
+
+@pytest.fixture
+def make_clip(tmp_path: Path) -> Callable[..., Path]:
+    def make(
+        name: str, count: int, seed: int, fps: float = 16, width: int = SIZE, height: int = SIZE
+    ) -> Path:
+        path = tmp_path / "clips" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encode_video(textured_frames(count, seed, width, height), path, fps)
+        return path
+
+    return make
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
