@@ -80,11 +80,18 @@ def load_pipeline(
     return loaded
 
 
+EXTRA_BUILTINS: dict[str, Callable[[PipelineSpec, Any], Any]] = {}
+"""`builtin:<name>` → builder(spec, dtype) beside the families' tiny models: benchmarks register
+full-size random-weight pipelines here (benchmarks/gpu_segment.py); the worker registers none."""
+
+
 def _build_builtin(spec: PipelineSpec, dtype: Any) -> Any:
     import torch
 
     family = get_family(spec.family)
     name = spec.weights[len(BUILTIN_PREFIX) :]
+    if name in EXTRA_BUILTINS:
+        return EXTRA_BUILTINS[name](spec, dtype)
     if name not in family.builtins:
         raise ConfigError(
             f"unknown builtin {spec.family} model {spec.weights!r} (known: {sorted(family.builtins)})"
