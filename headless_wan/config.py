@@ -249,7 +249,7 @@ class Settings(BaseSettings):
     )
     memory_profile: str | None = Field(
         None,
-        description="Memory profile for every preset (resident, fp8, model_offload, group_offload, sequential); "
+        description="Memory profile for every preset (resident, fp8, fp8_scaled, model_offload, group_offload, sequential); "
         "unset = each preset's own.",
     )
     attention_backend: str = Field(
