@@ -48,8 +48,13 @@ def write_sidecar(
         "settings": settings,
         "metrics": dict(getattr(result, "metrics", {}) or {}),
     }
+    return write_record(output, record)
+
+
+def write_record(output: Path, record: Mapping[str, Any]) -> Path:
+    """Write `record` as the sidecar of `output` (outputs with no generation, e.g. a stitch)."""
     path = sidecar_path(output)
-    path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    path.write_text(json.dumps(dict(record), indent=2, default=str), encoding="utf-8")
     return path
 
 

@@ -19,7 +19,8 @@ from headless_wan.domain.travel_params import TRAVEL_STITCH, TravelStitchParams
 from headless_wan.errors import InvalidTaskParams, MediaError, TransientError
 from headless_wan.handlers import planning
 from headless_wan.handlers.base import TaskContext
-from headless_wan.handlers.travel_inputs import TravelConfig, fetch_queue_output, require_lookup
+from headless_wan.handlers.sidecar import write_record
+from headless_wan.handlers.travel_inputs import TravelConfig, fetch_queue_output, require_lookup, shown
 from headless_wan.media.crossfade import Stitcher
 from headless_wan.media.fetch import safe_filename
 from headless_wan.media.ffmpeg import probe
@@ -90,6 +91,7 @@ class TravelStitchHandler:
         if params.upscale_factor > 1:
             ctx.log.warning("upscale_factor %s ignored: upscaling is not supported", params.upscale_factor)
         thumbnail = write_thumbnail(output, ctx.workdir / f"{output.stem}_thumb.jpg")
+        _write_sidecar(ctx, params, output, segments, stitcher, decoded)
         ctx.log.info(
             "stitched %d segment(s) into %d frames", count, decoded, extra={"action": "travel_stitched"}
         )
@@ -198,3 +200,32 @@ def _log_differences(ctx: TaskContext, stitcher: Stitcher, planned: Sequence[int
                 join.used,
                 extra={"action": "stitch_overlap_clamped"},
             )
+
+
+def _write_sidecar(
+    ctx: TaskContext,
+    params: TravelStitchParams,
+    output: Path,
+    segments: Sequence[SegmentOutput],
+    stitcher: Stitcher,
+    frames: int,
+) -> None:
+    """What the stitch joined: each segment (its id's output, length), the overlaps used, the fade."""
+    info = probe(output)
+    write_record(
+        output,
+        {
+            "task_id": ctx.task.id,
+            "task_type": ctx.task.task_type,
+            "model": params.orchestrator_details.model_name,
+            "resolution": f"{info.width}x{info.height}",
+            "num_frames": frames,
+            "fps": params.fps_final_video,
+            "crossfade_sharp_amt": params.crossfade_sharp_amt,
+            "segments": [
+                {"segment_index": row.segment_index, "output": shown(row.output_location), "frames": length}
+                for row, length in zip(segments, stitcher.lengths, strict=False)
+            ],
+            "overlaps_used": [join.used for join in stitcher.joins],
+        },
+    )

@@ -147,3 +147,11 @@ def test_two_phase_3_3_config_switches_after_phase_one(make_engine) -> None:
     events = record_steps(engine)
     engine.generate(i2v_request(phases=phases))
     assert events == ["transformer"] * 3 + ["transformer_2"] * 3
+
+
+def test_the_single_expert_i2v_layout_runs_without_a_second_guidance(make_engine) -> None:
+    # Wan2.1 I2V / FLF2V have one transformer and no boundary: guidance_scale_2 must not be passed.
+    result = make_engine().generate(i2v_request(model="tiny-i2v-1expert", steps=2, guidance_scale=4.0))
+    assert result.frames.shape == (9, 32, 32, 3)
+    assert result.settings["expert_switch_step"] is None and result.settings["boundary_ratio"] is None
+    assert {s["expert"] for s in result.settings["phase_plan"]} == {"high_noise"}

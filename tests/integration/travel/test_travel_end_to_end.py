@@ -52,6 +52,13 @@ def test_chained_travel_through_sqlite_and_a_worker_process(tmp_path: Path) -> N
     assert final == Path(children[2].output_location or "")
     assert count_frames(final) == plan.stitched_length == 34
     assert read_frames(final).shape == (34, 64, 64, 3)
+    sidecar = json.loads(final.with_name(f"{final.stem}.settings.json").read_text())
+    assert (sidecar["task_type"], sidecar["num_frames"], sidecar["resolution"]) == (
+        "travel_stitch",
+        34,
+        "64x64",
+    )
+    assert [s["frames"] for s in sidecar["segments"]] == [17, 21] and sidecar["overlaps_used"] == [4]
 
 
 def test_example_task_runs_with_the_cli(tmp_path: Path) -> None:
