@@ -280,11 +280,25 @@ class Settings(BaseSettings):
     )
     memory_profile: str | None = Field(
         None,
-        description="Memory profile for every preset (resident, fp8, model_offload, group_offload, sequential); "
+        description="Memory profile for every preset (resident, fp8, fp8_scaled, model_offload, group_offload, sequential); "
         "unset = each preset's own.",
     )
     attention_backend: str = Field(
-        "native", description="diffusers attention backend (native, flash, sage, ...), fixed for the process."
+        "auto",
+        validation_alias=AliasChoices("HW_ATTENTION_BACKEND", "HW_ATTENTION"),
+        description="diffusers attention backend, fixed for the process: auto (the fastest installed one "
+        "that agrees with native on a start-up probe), native, or a diffusers backend name (sage, _flash_3, "
+        "flash, _native_cudnn, ...), which falls back to native when it fails the probe. "
+        "The old name HW_ATTENTION_BACKEND is still read.",
+    )
+    compile: bool = Field(
+        False,
+        description="Regional torch.compile of the experts' repeated blocks (compile_repeated_blocks) at load; "
+        "the first task at each new shape pays the compile.",
+    )
+    compile_cache_dir: Path | None = Field(
+        None,
+        description="Inductor cache folder for compiled kernels (put it on the model volume); unset = torch's.",
     )
     presets_file: Path | None = Field(
         None, description="Model presets TOML (default: configs/presets.toml of this checkout)."

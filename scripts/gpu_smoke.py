@@ -6,6 +6,8 @@
 
 Prints the load time, per-step times, total time and peak VRAM. Weights must already be local
 (Hub cache or --weights folder) unless --allow-download is given. Not run in CI (no GPU there).
+This is the real-checkpoint check; benchmarks/gpu_segment.py times the full-size A14B architectures
+with random weights (no download).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--guidance", type=float, default=5.0)
     parser.add_argument("--profile", default=None, help="memory profile (default: the preset's)")
-    parser.add_argument("--attention-backend", default="native")
+    parser.add_argument(
+        "--attention-backend", default="auto", help="HW_ATTENTION value (auto, native, sage, ...)"
+    )
     parser.add_argument("--device", default="cuda")
     parser.add_argument(
         "--allow-download", action="store_true", help="let diffusers download missing weights"

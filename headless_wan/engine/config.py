@@ -16,8 +16,12 @@ class EngineConfig:
     """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"."""
     memory_profile: str | None = None
     """Memory profile for every preset; None = each preset's own `memory_profile`."""
-    attention_backend: str = "native"
-    """diffusers attention backend, set once per loaded pipeline (never switched per task)."""
+    attention_backend: str = "auto"
+    """`HW_ATTENTION`: resolved and verified once per process (engine/attention.py), never per task."""
+    compile: bool = False
+    """Regional torch.compile of the experts' repeated blocks, warmed at load (engine/compile.py)."""
+    compile_cache_dir: Path | None = None
+    """Inductor cache folder (the model volume); None = torch's default."""
     presets_file: Path | None = None
     """Presets TOML; None = `configs/presets.toml` of this checkout."""
     model_override: str | None = None
@@ -53,6 +57,8 @@ def engine_config_from_settings(settings: Any) -> EngineConfig:
         device=pick("device", defaults.device),
         memory_profile=getattr(settings, "memory_profile", None) or None,
         attention_backend=pick("attention_backend", defaults.attention_backend),
+        compile=bool(pick("compile", defaults.compile)),
+        compile_cache_dir=getattr(settings, "compile_cache_dir", None),
         presets_file=getattr(settings, "presets_file", None),
         model_override=getattr(settings, "model_override", None) or None,
         local_files_only=bool(pick("hf_offline", defaults.local_files_only)),

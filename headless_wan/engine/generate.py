@@ -176,6 +176,7 @@ class Engine:
             memory_profile=profile.name,
             attention_backend=self.config.attention_backend,
             local_files_only=self.config.local_files_only,
+            compile=self.config.compile,
         )
         cold = self._cache.key != spec  # report loading only when there is something to load
         if cold:
@@ -185,6 +186,7 @@ class Engine:
             return load_pipeline(
                 spec, profile, lambda loaded: self._wanted(loaded, request, preset, loras),
                 max_loaded=self.config.max_loaded_loras,
+                compile_cache_dir=self.config.compile_cache_dir,
             )  # fmt: skip
 
         try:

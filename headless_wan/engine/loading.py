@@ -8,9 +8,11 @@ import gc
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from headless_wan.engine import tiny
+from headless_wan.engine import attention, tiny
+from headless_wan.engine.compile import compile_experts
 from headless_wan.engine.families import get_family
 from headless_wan.engine.loras import AdapterState, WantedAdapter, sync_adapters
 from headless_wan.engine.presets import BUILTIN_PREFIX
@@ -37,6 +39,8 @@ class LoadedPipeline:
     schedulers: dict[tuple[str, float], Any] = field(default_factory=dict)
     timesteps: dict[tuple[str, float, int], tuple[float, ...]] = field(default_factory=dict)
     """Planned timesteps per (solver, shift, steps): building a probe scheduler costs milliseconds."""
+    attention_backend: str = "native"
+    """The backend `HW_ATTENTION` resolved to (engine/attention.py)."""
 
 
 def load_pipeline(
@@ -45,6 +49,7 @@ def load_pipeline(
     first_adapters: Callable[[LoadedPipeline], Sequence[WantedAdapter]],
     *,
     max_loaded: int,
+    compile_cache_dir: Path | None = None,
 ) -> LoadedPipeline:
     """Load weights, add the first task's adapters (computed from the loaded pipeline: which
     expert a LoRA goes to depends on the run's timesteps), then apply the memory profile."""
@@ -60,14 +65,24 @@ def load_pipeline(
     pipe.set_progress_bar_config(disable=True)
     if spec.two_experts and getattr(pipe, "transformer_2", None) is None:
         raise ConfigError(f"weights {spec.weights!r} have no transformer_2 but the preset has two experts")
-    set_attention_backend(pipe, spec.attention_backend)
+    choice = attention.resolve(spec.attention_backend, device=spec.device, dtype_name=spec.compute_dtype)
+    set_attention_backend(pipe, choice.backend)
     loaded = LoadedPipeline(pipe, spec, profile, dtype, base_scheduler_config=pipe.scheduler.config)
+    loaded.attention_backend = choice.backend
     # Order step 2: adapters before casting/offloading (step 3).
     sync_adapters(
         pipe, loaded.adapters, first_adapters(loaded), editing=contextlib.nullcontext, max_loaded=max_loaded
     )
     apply_profile(pipe, profile, spec.device, dtype)
+    if spec.compile:
+        # After adapters and profile, so the compiled graph sees the final modules.
+        compile_experts(pipe, cache_dir=compile_cache_dir)
     return loaded
+
+
+EXTRA_BUILTINS: dict[str, Callable[[PipelineSpec, Any], Any]] = {}
+"""`builtin:<name>` → builder(spec, dtype) beside the families' tiny models: benchmarks register
+full-size random-weight pipelines here (benchmarks/gpu_segment.py); the worker registers none."""
 
 
 def _build_builtin(spec: PipelineSpec, dtype: Any) -> Any:
@@ -75,6 +90,8 @@ def _build_builtin(spec: PipelineSpec, dtype: Any) -> Any:
 
     family = get_family(spec.family)
     name = spec.weights[len(BUILTIN_PREFIX) :]
+    if name in EXTRA_BUILTINS:
+        return EXTRA_BUILTINS[name](spec, dtype)
     if name not in family.builtins:
         raise ConfigError(
             f"unknown builtin {spec.family} model {spec.weights!r} (known: {sorted(family.builtins)})"
@@ -118,15 +135,17 @@ def use_scheduler(loaded: LoadedPipeline, solver: str, flow_shift: float) -> Any
 
 
 def _make_scheduler(base_config: Any, solver: str, flow_shift: float) -> Any:
-    from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+    # WGP's exact sigmas (engine/schedules.py), so Lightning LoRAs see the timesteps they were
+    # distilled on.
+    from headless_wan.engine.schedules import WgpEulerScheduler, WgpUniPCScheduler
 
     num_train = int(base_config.get("num_train_timesteps", 1000))
     if solver == "euler":
-        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=num_train, shift=flow_shift)
+        return WgpEulerScheduler(num_train_timesteps=num_train, shift=flow_shift)
     if base_config.get("_class_name") == "UniPCMultistepScheduler":
         # Keep the checkpoint's own UniPC settings; only the shift is per task.
-        return UniPCMultistepScheduler.from_config(base_config, flow_shift=flow_shift)
-    return tiny.build_scheduler("unipc", flow_shift)
+        return WgpUniPCScheduler.from_config(base_config, flow_shift=flow_shift)
+    return WgpUniPCScheduler.from_config(tiny.build_scheduler("unipc", flow_shift).config)
 
 
 def cached_timesteps(loaded: LoadedPipeline, solver: str, flow_shift: float, steps: int) -> tuple[float, ...]:

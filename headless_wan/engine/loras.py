@@ -12,11 +12,13 @@ whose steps use them), unused ones are deactivated and, past a cap, deleted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import re
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from headless_wan.errors import InputUnavailable, InvalidTaskParams
 
+log = logging.getLogger(__name__)
 _GENERIC_NAMES = {"high_noise_model.safetensors", "low_noise_model.safetensors", "model.safetensors"}
 _SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024
 EXPERT_COMPONENTS = ("transformer", "transformer_2")
@@ -180,16 +183,57 @@ def sync_adapters(
 def _load_adapter(pipe: Any, state: AdapterState, item: WantedAdapter) -> None:
     present = state.loaded.get(item.name, frozenset())
     for component in sorted(item.components - present):
-        try:
-            pipe.load_lora_weights(
-                str(item.path),
-                adapter_name=item.name,
-                load_into_transformer_2=component == "transformer_2",
-            )
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise InvalidTaskParams(f"loras: {item.path.name} does not fit this model: {exc}") from exc
+        with _diffusers_warnings() as warnings:
+            try:
+                pipe.load_lora_weights(
+                    str(item.path),
+                    adapter_name=item.name,
+                    load_into_transformer_2=component == "transformer_2",
+                )
+            except (ValueError, KeyError, RuntimeError) as exc:
+                raise InvalidTaskParams(f"loras: {item.path.name} does not fit this model: {exc}") from exc
+        _check_injected(pipe, component, item, warnings)
         present = present | {component}
         state.loaded[item.name] = present
+
+
+def _check_injected(pipe: Any, component: str, item: WantedAdapter, warnings: list[str]) -> None:
+    """diffusers only warns when no key of a file matches the model (wrong prefix or layout) and
+    the task would silently run without its LoRA: fail instead. Dropped keys are logged."""
+    module = getattr(pipe, component, None)
+    if item.name not in (getattr(module, "peft_config", None) or {}):
+        detail = f" ({warnings[0][:300]})" if warnings else ""
+        raise InvalidTaskParams(
+            f"loras: {item.path.name} injects no layers into {component}: none of its keys match "
+            f"this model{detail}"
+        )
+    for message in warnings:
+        if "unexpected keys" in message or "not found" in message:
+            log.warning(
+                "LoRA %s: keys dropped for %s: %s",
+                item.path.name,
+                component,
+                message[:2000],
+                extra={"action": "lora_keys_dropped"},
+            )
+
+
+@contextlib.contextmanager
+def _diffusers_warnings() -> Iterator[list[str]]:
+    """Collect what diffusers logs while loading (its root logger does not propagate)."""
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage().strip())
+
+    handler = _Collect(level=logging.WARNING)
+    logger = logging.getLogger("diffusers")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
 
 
 def set_adapter_weights(pipe: Any, state: AdapterState, weights: Mapping[str, float]) -> None:

@@ -152,7 +152,7 @@ def effective_settings(
         "device": device,
         "dtype": spec.compute_dtype,
         "memory_profile": prepared.profile.name,
-        "attention_backend": spec.attention_backend,
+        "attention_backend": prepared.loaded.attention_backend,
         "width": request.width,
         "height": request.height,
         "num_frames": request.num_frames,

@@ -37,6 +37,9 @@ class MemoryProfile:
     vae_slicing: bool = False
     vae_tile_px: int | None = None
     """Tile edge in pixels (stride = 3/4 of it); None = diffusers' defaults (256 / 192)."""
+    fp8_scaled: bool = False
+    """torchao fp8 with per-row scales (engine/fp8.py): saves memory and, on GPUs with fp8 matmuls
+    (compute capability 8.9+), compute; `fp8_transformer` (layerwise cast) only saves memory."""
     group_offload_type: str = "block_level"
     group_offload_blocks: int = 1
 
@@ -54,6 +57,7 @@ PROFILES: dict[str, MemoryProfile] = {
     for p in (
         MemoryProfile("resident"),
         MemoryProfile("fp8", fp8_transformer=True, vae_tiling=True),
+        MemoryProfile("fp8_scaled", fp8_scaled=True, vae_tiling=True),
         MemoryProfile("model_offload", placement="model_offload", fp8_transformer=True, vae_tiling=True),
         MemoryProfile("group_offload", placement="group_offload", vae_tiling=True),
         MemoryProfile("sequential", placement="sequential", vae_tiling=True, vae_slicing=True),
@@ -94,6 +98,10 @@ def apply_profile(pipe: Any, profile: MemoryProfile, device: str, compute_dtype:
     import torch
 
     check_device_support(profile, torch.device(device).type)
+    if profile.fp8_scaled:
+        from headless_wan.engine.fp8 import quantize_experts
+
+        quantize_experts(_experts(pipe), torch.device(device))
     if profile.fp8_transformer:
         for expert in _experts(pipe):
             expert.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
@@ -111,6 +119,8 @@ def apply_profile(pipe: Any, profile: MemoryProfile, device: str, compute_dtype:
             offload_type=profile.group_offload_type,
             num_blocks_per_group=profile.group_offload_blocks,
             use_stream=on_gpu,
+            # The VAE decodes once per task in float32; streaming it block by block only slows it.
+            exclude_modules=["vae"],
         )
     else:
         raise ConfigError(f"memory profile {profile.name!r}: unknown placement {profile.placement!r}")
@@ -136,6 +146,11 @@ def _apply_vae_settings(pipe: Any, profile: MemoryProfile) -> None:
 @contextlib.contextmanager
 def adapter_editing(pipe: Any, profile: MemoryProfile, compute_dtype: Any) -> Iterator[None]:
     """Adapters may be added or deleted inside; see the module docstring."""
+    if profile.fp8_scaled:
+        raise ConfigError(
+            "memory profile 'fp8_scaled' cannot change LoRAs on a loaded pipeline yet (the weights are "
+            "quantized); use one LoRA set per worker or the 'fp8' profile"
+        )
     if not profile.fp8_transformer:
         yield  # diffusers lifts and re-applies offload hooks around LoRA loading itself
         return

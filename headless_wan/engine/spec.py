@@ -25,6 +25,8 @@ class PipelineSpec:
     memory_profile: str
     attention_backend: str
     local_files_only: bool
+    compile: bool = False
+    """Regional torch.compile of the experts (a compiled pipeline is a different cached object)."""
 
     @property
     def device_type(self) -> str:
@@ -38,6 +40,7 @@ def pipeline_spec(
     memory_profile: str,
     attention_backend: str,
     local_files_only: bool,
+    compile: bool = False,
 ) -> PipelineSpec:
     # Half precision on a CPU is slow and poorly supported; the CPU path (tests, demos) uses float32.
     compute_dtype = preset.dtype if device.startswith("cuda") else "float32"
@@ -51,6 +54,7 @@ def pipeline_spec(
         memory_profile=memory_profile,
         attention_backend=attention_backend,
         local_files_only=local_files_only,
+        compile=compile,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import logging
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -14,6 +15,7 @@ import pytest
 
 from headless_wan.engine import LoraSpec
 from headless_wan.engine.loras import adapter_name
+from headless_wan.errors import InvalidTaskParams
 from headless_wan.media.fetch import fetch as media_fetch
 from tests.helpers import allow_loopback_inputs
 
@@ -94,3 +96,40 @@ def test_two_expert_lora_goes_only_to_the_expert_that_uses_it(
     result = engine.generate(request)
     assert set(engine._cache.current.adapters.loaded[adapter_name(str(lora_file))]) == components
     assert result.settings["steps_per_phase"][0] > 0 and result.settings["expert_switch_step"] is not None
+
+
+def _save(path: Path, keys: list[str]) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for key in keys:
+        tensors[f"{key}.lora_A.weight"] = torch.ones(4, 24)
+        tensors[f"{key}.lora_B.weight"] = torch.ones(24, 4)
+    save_file(tensors, str(path))
+    return path
+
+
+def test_lora_that_injects_no_layer_fails_loudly(make_engine, tmp_path: Path) -> None:
+    # Keys of another component: diffusers only warns and would run the task without the LoRA.
+    wrong = _save(tmp_path / "wrong_prefix.safetensors", ["text_encoder.encoder.block.0.layer.0.q"])
+    engine = make_engine()
+    with pytest.raises(
+        InvalidTaskParams, match=r"wrong_prefix\.safetensors injects no layers into transformer"
+    ):
+        engine.generate(tiny_request(loras=(LoraSpec(str(wrong)),)))
+    # The worker carries on: the same engine still generates.
+    assert engine.generate(tiny_request()).frames.size > 0
+
+
+def test_lora_keys_that_match_nothing_are_logged(make_engine, tmp_path: Path, caplog) -> None:
+    partial = _save(
+        tmp_path / "partial.safetensors",
+        ["transformer.blocks.0.attn1.to_q", "transformer.blocks.99.attn1.to_q"],
+    )
+    engine = make_engine()
+    with caplog.at_level(logging.WARNING, logger="headless_wan.engine.loras"):
+        engine.generate(tiny_request(loras=(LoraSpec(str(partial)),)))
+    dropped = [r for r in caplog.records if getattr(r, "action", None) == "lora_keys_dropped"]
+    assert dropped and "blocks.99.attn1.to_q" in dropped[0].getMessage()
+    assert adapter_name(str(partial)) in engine._cache.current.adapters.loaded

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -85,11 +86,14 @@ def test_missing_local_file_and_missing_downloader(tmp_path: Path) -> None:
 class FakePipe:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
+        # Like diffusers: a loaded adapter appears in its component's peft_config.
+        self.transformer = SimpleNamespace(peft_config={})
+        self.transformer_2 = SimpleNamespace(peft_config={})
 
     def load_lora_weights(self, path: str, adapter_name: str, load_into_transformer_2: bool) -> None:
-        self.calls.append(
-            ("load", adapter_name, "transformer_2" if load_into_transformer_2 else "transformer")
-        )
+        component = "transformer_2" if load_into_transformer_2 else "transformer"
+        getattr(self, component).peft_config[adapter_name] = path
+        self.calls.append(("load", adapter_name, component))
 
     def delete_adapters(self, names: list[str]) -> None:
         self.calls.append(("delete", *names))
