@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel
 
+from headless_wan.domain.single_segment_params import IndividualTravelSegmentParams
 from headless_wan.domain.tasks import TaskResult
 from headless_wan.domain.travel_params import (
     INDIVIDUAL_TRAVEL_SEGMENT,
     WAN_2_2_I2V,
-    IndividualTravelSegmentParams,
     TravelOrchestratorParams,
     lora_pairs,
 )
