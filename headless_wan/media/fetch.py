@@ -17,13 +17,11 @@ from __future__ import annotations
 import logging
 import posixpath
 import random
-import re
 import shutil
 import time
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
@@ -33,11 +31,11 @@ from headless_wan.media import url_policy
 from headless_wan.media.files import atomic_path
 from headless_wan.media.url_policy import UrlPolicy, UrlRefused
 
+# Also importable from here: handlers name them through the media layer they already use for downloads.
+from headless_wan.safety import redact_url, safe_filename
+
 logger = logging.getLogger(__name__)
 
-MAX_FILENAME_CHARS = 128
-_MAX_SUFFIX_CHARS = 16
-_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
 _HUB_HOSTS = frozenset({"huggingface.co", "hf.co"})
 _TERMINAL_STATUSES = frozenset({401, 403, 404, 410})
 _RETRY_STATUSES = frozenset({408, 425, 429})
@@ -50,47 +48,6 @@ class _Retryable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _sanitise(name: str) -> str:
-    # Anything after a raw '?' or '#' is a query or fragment (possibly a token), never part of a file name.
-    name = re.split(r"[?#]", name, maxsplit=1)[0]
-    name = unquote(name).replace("\\", "/")
-    name = name.rsplit("/", 1)[-1]
-    decomposed = unicodedata.normalize("NFKD", name)
-    name = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    name = _UNSAFE_RUN.sub("_", name).lstrip(".-")
-    if len(name) > MAX_FILENAME_CHARS:
-        suffix = Path(name).suffix
-        suffix = suffix if 1 < len(suffix) <= _MAX_SUFFIX_CHARS else ""
-        name = name[: MAX_FILENAME_CHARS - len(suffix)] + suffix
-    return name
-
-
-def safe_filename(name: str, default: str = "file") -> str:
-    """A file name safe to create inside a directory.
-
-    Drops any query/fragment and directory part (after URL-decoding once, so `%2e%2e%2f` cannot escape),
-    strips accents, replaces every run of characters outside `[A-Za-z0-9._-]` with '_', removes leading dots
-    and dashes (no hidden files, nothing that parses as an option) and bounds the length to
-    MAX_FILENAME_CHARS, keeping the extension. Never empty, never '.' or '..': falls back to `default`
-    (itself sanitised, then 'file').
-    """
-    return _sanitise(name) or _sanitise(default) or "file"
-
-
-def redact_url(url: str) -> str:
-    """scheme://host[:port]/path: the URL without user info, query string or fragment, for messages and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port is not None else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def rewrite_hub_url(url: str) -> str:

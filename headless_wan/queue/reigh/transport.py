@@ -25,9 +25,9 @@ from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from headless_wan.errors import ConfigError, HeadlessWanError, QueueUnavailable, TransientError
-from headless_wan.media.fetch import redact_url
 from headless_wan.queue.reigh.options import ReighOptions
 from headless_wan.queue.reigh.wire import TASKS_TABLE, Fn
+from headless_wan.safety import redact_url
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from pydantic import SecretStr
 
 from headless_wan.errors import UploadError
-from headless_wan.media.fetch import safe_filename
 from headless_wan.queue.reigh.options import ReighOptions
 from headless_wan.queue.reigh.transport import ReighTransport, Reply
 from headless_wan.queue.reigh.wire import (
@@ -33,6 +32,7 @@ from headless_wan.queue.reigh.wire import (
     UploadUrlRequest,
     UploadUrlResponse,
 )
+from headless_wan.safety import safe_filename
 
 logger = logging.getLogger(__name__)
 

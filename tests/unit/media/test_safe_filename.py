@@ -9,7 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from headless_wan.media.fetch import MAX_FILENAME_CHARS, redact_url, rewrite_hub_url, safe_filename
+from headless_wan.media.fetch import rewrite_hub_url
+from headless_wan.safety import MAX_FILENAME_CHARS, redact_url, safe_filename
 
 SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 TRICKY = st.sampled_from(
