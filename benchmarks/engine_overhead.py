@@ -96,7 +96,7 @@ def i2v(args: Any) -> None:
         num_frames=args.frames, steps=args.steps, guidance_scale=3.0, guidance_scale_2=3.0, seed=SEED,
         start_image=start, end_image=end,
     )  # fmt: skip
-    pipe = tiny.build_i2v_pipeline(seed=0, two_experts=True, boundary_ratio=0.9)
+    pipe = tiny.build_pipeline(seed=0, family="i2v", two_experts=True, boundary_ratio=0.9)
 
     def direct() -> Any:
         return to_uint8(pipe(

@@ -16,7 +16,7 @@ from typing import Any
 
 # The tiny text encoder's width; the transformer's `text_dim` must match it.
 TEXT_WIDTH = 32
-# Transformer depth; VACE hint layers sit on the first and the last block.
+# Transformer depth.
 TRANSFORMER_LAYERS = 3
 
 _WORDS = (
@@ -83,16 +83,35 @@ def _vae(seed: int) -> Any:
     ).eval()
 
 
-def _transformer(seed: int) -> Any:
-    import torch
-    from diffusers import WanVACETransformer3DModel
+# Per family: the pipeline class, the transformer class and what differs in the transformer's layout.
+_FAMILIES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "vace": (
+        "WanVACEPipeline",
+        "WanVACETransformer3DModel",
+        # 16 inactive + 16 reactive latent channels + 64 channels of 8x8-folded mask; VACE hint layers
+        # sit on the first and the last block.
+        {"in_channels": 16, "vace_layers": [0, TRANSFORMER_LAYERS - 1], "vace_in_channels": 96},
+    ),
+    "i2v": (
+        "WanImageToVideoPipeline",
+        "WanTransformer3DModel",
+        # The Wan2.2 I2V A14B layout: no CLIP image branch (image_dim None); the input is the noisy
+        # latent (16) + the encoded first/last-frame video (16) + the 4-channel frame mask = 36.
+        {"in_channels": 36},
+    ),
+}
 
+
+def _transformer(family: str, seed: int) -> Any:
+    import diffusers
+    import torch
+
+    _, transformer_class, layout = _FAMILIES[family]
     torch.manual_seed(seed)
-    return WanVACETransformer3DModel(
+    return getattr(diffusers, transformer_class)(
         patch_size=(1, 2, 2),
         num_attention_heads=2,
         attention_head_dim=12,
-        in_channels=16,
         out_channels=16,
         text_dim=TEXT_WIDTH,
         freq_dim=256,
@@ -101,32 +120,7 @@ def _transformer(seed: int) -> Any:
         cross_attn_norm=True,
         qk_norm="rms_norm_across_heads",
         rope_max_seq_len=32,
-        vace_layers=[0, TRANSFORMER_LAYERS - 1],
-        # 16 inactive + 16 reactive latent channels + 64 channels of 8x8-folded mask.
-        vace_in_channels=96,
-    ).eval()
-
-
-def _i2v_transformer(seed: int) -> Any:
-    import torch
-    from diffusers import WanTransformer3DModel
-
-    torch.manual_seed(seed)
-    # The Wan2.2 I2V A14B layout: no CLIP image branch (image_dim None); the input is the noisy
-    # latent (16) + the encoded first/last-frame video (16) + the 4-channel frame mask = 36.
-    return WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=36,
-        out_channels=16,
-        text_dim=TEXT_WIDTH,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=TRANSFORMER_LAYERS,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
+        **layout,
     ).eval()
 
 
@@ -146,52 +140,31 @@ def build_scheduler(solver: str = "unipc", flow_shift: float = 3.0) -> Any:
 def build_pipeline(
     seed: int = 0,
     *,
+    family: str = "vace",
     two_experts: bool = False,
     boundary_ratio: float = 0.875,
     solver: str = "unipc",
     flow_shift: float = 3.0,
 ) -> Any:
-    """Build the tiny `WanVACEPipeline` (float32, on the CPU, progress bar off).
+    """Build a tiny Wan pipeline (float32, on the CPU, progress bar off): `WanVACEPipeline` for the
+    `vace` family, `WanImageToVideoPipeline` (first/last-frame conditioning through the latent
+    channels) for `i2v`.
 
     With `two_experts`, a second transformer with different weights serves the low-noise steps,
     laid out like the Wan 2.2 community conversions (`transformer_2` + `boundary_ratio`).
     """
-    from diffusers import WanVACEPipeline
+    import diffusers
 
+    if family not in _FAMILIES:
+        raise ValueError(f"family: {family!r} has no tiny build (known: {', '.join(sorted(_FAMILIES))})")
     tokenizer = build_tokenizer()
-    pipe = WanVACEPipeline(
+    pipe = getattr(diffusers, _FAMILIES[family][0])(
         tokenizer=tokenizer,
         text_encoder=_text_encoder(len(tokenizer), seed),
         vae=_vae(seed),
         scheduler=build_scheduler(solver, flow_shift),
-        transformer=_transformer(seed),
-        transformer_2=_transformer(seed + 1) if two_experts else None,
-        boundary_ratio=boundary_ratio if two_experts else None,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def build_i2v_pipeline(
-    seed: int = 0,
-    *,
-    two_experts: bool = True,
-    boundary_ratio: float = 0.9,
-    solver: str = "unipc",
-    flow_shift: float = 3.0,
-) -> Any:
-    """Build the tiny `WanImageToVideoPipeline` (float32, CPU): first/last-frame conditioning
-    through the latent channels, one or two experts (`transformer_2` + `boundary_ratio`)."""
-    from diffusers import WanImageToVideoPipeline
-
-    tokenizer = build_tokenizer()
-    pipe = WanImageToVideoPipeline(
-        tokenizer=tokenizer,
-        text_encoder=_text_encoder(len(tokenizer), seed),
-        vae=_vae(seed),
-        scheduler=build_scheduler(solver, flow_shift),
-        transformer=_i2v_transformer(seed),
-        transformer_2=_i2v_transformer(seed + 1) if two_experts else None,
+        transformer=_transformer(family, seed),
+        transformer_2=_transformer(family, seed + 1) if two_experts else None,
         boundary_ratio=boundary_ratio if two_experts else None,
     )
     pipe.set_progress_bar_config(disable=True)

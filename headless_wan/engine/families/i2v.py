@@ -61,8 +61,8 @@ class I2VFamily:
     def build_tiny(self, name: str, *, boundary_ratio: float | None) -> Any:
         from headless_wan.engine import tiny
 
-        return tiny.build_i2v_pipeline(
-            seed=0, two_experts=self.builtins[name], boundary_ratio=boundary_ratio or 0.9
+        return tiny.build_pipeline(
+            seed=0, family="i2v", two_experts=self.builtins[name], boundary_ratio=boundary_ratio or 0.9
         )
 
     def from_pretrained(self, weights: str, *, vae: Any, dtype: Any, local_files_only: bool) -> Any:
