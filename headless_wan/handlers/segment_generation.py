@@ -7,6 +7,7 @@ Family is the model's (`Engine.family`): an image-to-video model gets the pair's
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from headless_wan.domain.tasks import TaskResult
 from headless_wan.domain.travel_params import unsupported_fields
 from headless_wan.engine import GenerationRequest, LoraSpec, parse_phase_config
-from headless_wan.errors import MediaError
+from headless_wan.errors import InvalidTaskParams, MediaError
 from headless_wan.handlers.base import TaskContext
 from headless_wan.handlers.sidecar import write_sidecar
+from headless_wan.media.fetch import fetch, safe_filename
 from headless_wan.media.guide import Guide, post_process
 from headless_wan.media.video_io import VideoWriter, count_frames, write_thumbnail
 
@@ -108,6 +111,41 @@ def run_engine(
     )
     ctx.cancel.check()
     return result
+
+
+def generate_segment(
+    engine: SegmentEngine,
+    ctx: TaskContext,
+    request: GenerationRequest,
+    *,
+    task_model: str,
+    fps: int,
+    allow_local: bool,
+    saturation: float = 1.0,
+    brightness: float = 0.0,
+    planned_frames: int | None = None,
+) -> TaskResult:
+    """The engine run, one encode to `<task id>.mp4` (with thumbnail), then the sidecar: every segment
+    task's tail. With `planned_frames`, the engine must have returned exactly that many frames (a chained
+    travel's overlap arithmetic depends on it)."""
+    fetcher = functools.partial(fetch, allow_local=allow_local)
+    result = run_engine(engine, ctx, request, fetcher, task_model)
+    if planned_frames is not None and result.frames.shape[0] != planned_frames:
+        raise MediaError(
+            f"the engine returned {result.frames.shape[0]} frames, {planned_frames} were planned"
+        )
+    output = ctx.workdir / safe_filename(f"{ctx.task.id}.mp4", default="segment.mp4")
+    thumbnail = encode_segment(ctx, result.frames, output, fps, saturation=saturation, brightness=brightness)
+    metrics = finish(ctx, output, result, task_model, fps)
+    return TaskResult(output=output, thumbnail=thumbnail, metrics=metrics)
+
+
+def reject_unsupported(*, use_svi: bool, structure_guidance: dict[str, Any] | None) -> None:
+    """What a segment payload may ask for that this worker cannot do: refused by name."""
+    if (structure_guidance or {}).get("videos"):
+        raise InvalidTaskParams("structure_guidance: not supported by this worker yet")
+    if use_svi:
+        raise InvalidTaskParams("use_svi: SVI travel is not supported by this worker")
 
 
 def encode_segment(

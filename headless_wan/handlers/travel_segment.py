@@ -11,7 +11,6 @@ own workdir and the output name is fixed per task.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -21,18 +20,17 @@ from pydantic import BaseModel
 
 from headless_wan.domain.tasks import TaskResult
 from headless_wan.domain.travel_params import TRAVEL_SEGMENT, TravelSegmentParams
-from headless_wan.errors import InvalidTaskParams, MediaError
+from headless_wan.errors import InvalidTaskParams
 from headless_wan.handlers import planning
 from headless_wan.handlers.base import TaskContext
 from headless_wan.handlers.segment_generation import (
     I2V,
     SegmentEngine,
     SegmentSettings,
-    encode_segment,
-    finish,
+    generate_segment,
     log_unsupported,
     model_for_mode,
-    run_engine,
+    reject_unsupported,
     segment_request,
 )
 from headless_wan.handlers.travel_inputs import (
@@ -41,7 +39,6 @@ from headless_wan.handlers.travel_inputs import (
     fetch_queue_output,
     load_anchor,
 )
-from headless_wan.media.fetch import fetch, safe_filename
 from headless_wan.media.guide import Guide, OverlapAdjust, build_guide, read_tail
 
 _IMAGES = "orchestrator_details.input_image_paths_resolved"
@@ -101,11 +98,9 @@ def _predecessor_length(params: TravelSegmentParams) -> int | None:
 def prepare_job(params: TravelSegmentParams, family: str = "vace") -> SegmentJob:
     """Validate what needs no I/O. Raises InvalidTaskParams naming the field."""
     details = params.orchestrator_details
-    guidance = params.structure_guidance or details.structure_guidance or {}
-    if guidance.get("videos"):
-        raise InvalidTaskParams("structure_guidance: not supported by this worker yet")
-    if params.use_svi:
-        raise InvalidTaskParams("use_svi: SVI travel is not supported by this worker")
+    reject_unsupported(
+        use_svi=params.use_svi, structure_guidance=params.structure_guidance or details.structure_guidance
+    )
     target = params.segment_frames_target
     if (target - 1) % 4:
         raise InvalidTaskParams(
@@ -177,7 +172,6 @@ class TravelSegmentHandler:
     def __init__(self, engine: SegmentEngine, config: TravelConfig) -> None:
         self.engine = engine
         self.config = config
-        self._fetch = functools.partial(fetch, allow_local=config.allow_local_inputs)
 
     def run(self, ctx: TaskContext, params: TravelSegmentParams) -> TaskResult:
         log_unsupported(ctx, [ctx.task.params, ctx.task.params.get("orchestrator_details") or {}])
@@ -191,62 +185,43 @@ class TravelSegmentHandler:
             request = segment_request(settings, start=start, end=end)
         else:
             request = segment_request(settings, guide=self.gather_inputs(ctx, job))
-        result = run_engine(self.engine, ctx, request, self._fetch, model)
-        output = ctx.workdir / safe_filename(f"{ctx.task.id}.mp4", default="segment.mp4")
-        if result.frames.shape[0] != job.layout.num_frames:
-            raise MediaError(
-                f"the engine returned {result.frames.shape[0]} frames, {job.layout.num_frames} were planned"
-            )
-        thumbnail = encode_segment(
-            ctx,
-            result.frames,
-            output,
-            job.fps,
-            saturation=job.post_saturation,
-            brightness=job.post_brightness,
-        )
-        metrics = finish(ctx, output, result, model, job.fps)
-        return TaskResult(output=output, thumbnail=thumbnail, metrics=metrics)
+        return generate_segment(
+            self.engine, ctx, request, task_model=model, fps=job.fps,
+            allow_local=self.config.allow_local_inputs, saturation=job.post_saturation,
+            brightness=job.post_brightness, planned_frames=job.layout.num_frames,
+        )  # fmt: skip
 
     def gather_anchors(self, ctx: TaskContext, job: SegmentJob) -> tuple[np.ndarray, np.ndarray | None]:
         """Image-to-video: the pair's start image and the next image as the end anchor."""
-        folder = ctx.workdir / "inputs"
         ctx.progress.report("fetching_inputs", 0, 1)
         if job.start_image is None:
             raise InvalidTaskParams(f"{job.start_field}: an image-to-video segment needs a start image")
-        start = load_anchor(
-            job.start_image, folder, self.config, job.width, job.height,
-            field=job.start_field, filename="start_image",
-        )  # fmt: skip
+        start = self._anchor(ctx, job, job.start_image, job.start_field, "start_image")
         end = None
         if job.end_image is not None:
-            end = load_anchor(
-                job.end_image, folder, self.config, job.width, job.height,
-                field=job.end_field, filename="end_image",
-            )  # fmt: skip
+            end = self._anchor(ctx, job, job.end_image, job.end_field, "end_image")
         ctx.progress.report("fetching_inputs", 1, 1)
         return start, end
 
     def gather_inputs(self, ctx: TaskContext, job: SegmentJob) -> Guide:
         """Fetch anchors and the predecessor's tail; paint the guide and mask."""
-        folder = ctx.workdir / "inputs"
         layout = job.layout
         ctx.progress.report("fetching_inputs", 0, 1)
         start = end = None
         if layout.start_anchor and job.start_image is not None:
-            start = load_anchor(
-                job.start_image, folder, self.config, job.width, job.height,
-                field=job.start_field, filename="start_image",
-            )  # fmt: skip
+            start = self._anchor(ctx, job, job.start_image, job.start_field, "start_image")
         if layout.end_anchor and job.end_image is not None:
-            end = load_anchor(
-                job.end_image, folder, self.config, job.width, job.height,
-                field=job.end_field, filename="end_image",
-            )  # fmt: skip
-        overlap = self._predecessor_tail(ctx, job, folder) if layout.overlap_frames else []
+            end = self._anchor(ctx, job, job.end_image, job.end_field, "end_image")
+        overlap = self._predecessor_tail(ctx, job, ctx.workdir / "inputs") if layout.overlap_frames else []
         ctx.progress.report("fetching_inputs", 1, 1)
         return build_guide(
             layout, job.width, job.height, start=start, end=end, overlap=overlap, adjust=job.adjust
+        )
+
+    def _anchor(self, ctx: TaskContext, job: SegmentJob, source: str, field: str, name: str) -> np.ndarray:
+        """One anchor image fetched into the task's inputs and fitted to the segment's size."""
+        return load_anchor(
+            source, ctx.workdir / "inputs", self.config, job.width, job.height, field=field, filename=name
         )
 
     def _predecessor_tail(self, ctx: TaskContext, job: SegmentJob, folder: Path) -> list[np.ndarray]:

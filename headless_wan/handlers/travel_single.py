@@ -9,7 +9,6 @@ settings sidecar. Safe to re-run: inputs are fetched again into the task's workd
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -32,16 +31,14 @@ from headless_wan.handlers.segment_generation import (
     I2V,
     SegmentEngine,
     SegmentSettings,
-    encode_segment,
-    finish,
+    generate_segment,
     log_unsupported,
     model_for_mode,
-    run_engine,
+    reject_unsupported,
     segment_request,
 )
 from headless_wan.handlers.travel_inputs import TravelConfig, load_anchor
 from headless_wan.handlers.travel_orchestrator import FamilyCheck, ModelCheck, PhaseCheck, plan_run
-from headless_wan.media.fetch import fetch, safe_filename
 from headless_wan.media.guide import build_guide
 
 _OWN = "individual_segment_params"
@@ -72,12 +69,9 @@ def generate_pair(
     ]
     ctx.progress.report("fetching_inputs", 1, 1)
     request = _pair_request(family, settings, anchors[0], anchors[1] if len(anchors) > 1 else None)
-    fetcher = functools.partial(fetch, allow_local=config.allow_local_inputs)
-    result = run_engine(engine, ctx, request, fetcher, asked)
-    output = ctx.workdir / safe_filename(f"{ctx.task.id}.mp4", default="segment.mp4")
-    thumbnail = encode_segment(ctx, result.frames, output, settings.fps)
-    metrics = finish(ctx, output, result, asked, settings.fps)
-    return TaskResult(output=output, thumbnail=thumbnail, metrics=metrics)
+    return generate_segment(
+        engine, ctx, request, task_model=asked, fps=settings.fps, allow_local=config.allow_local_inputs
+    )
 
 
 def _pair_request(family: str, settings: SegmentSettings, start: np.ndarray, end: np.ndarray | None) -> Any:
@@ -88,13 +82,6 @@ def _pair_request(family: str, settings: SegmentSettings, start: np.ndarray, end
     return segment_request(
         settings, guide=build_guide(layout, settings.width, settings.height, start=start, end=end)
     )
-
-
-def _check_supported(params: IndividualTravelSegmentParams) -> None:
-    if params.use_svi:
-        raise InvalidTaskParams("use_svi: SVI travel is not supported by this worker")
-    if (params.structure_guidance or {}).get("videos"):
-        raise InvalidTaskParams("structure_guidance: not supported by this worker yet")
 
 
 class IndividualTravelSegmentHandler:
@@ -112,7 +99,7 @@ class IndividualTravelSegmentHandler:
 
     def run(self, ctx: TaskContext, params: IndividualTravelSegmentParams) -> TaskResult:
         log_unsupported(ctx, [ctx.task.params])
-        _check_supported(params)
+        reject_unsupported(use_svi=params.use_svi, structure_guidance=params.structure_guidance)
         images = params.images()
         if not images or not images[0].strip():
             raise InvalidTaskParams(f"{_OWN}.start_image_url: a start image is required")
