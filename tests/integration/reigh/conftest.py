@@ -77,6 +77,21 @@ def contract(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def one_generation(contract: str) -> pytest.MarkDecorator:
+    """Run an end-to-end case (tiny models through a worker process) against one generation only.
+
+    What the generation changes on the worker's side is all in `queue/reigh/`: the `create-task` body
+    (`creation.py`), what a refused status write answers (`status.py`), whether `mark_waiting` writes
+    In Progress again and which heartbeat status a crash sends (`queue.py`), `follow_up` in the
+    completion answer (`completion.py`), and the 2026-04 children's flattened `input` (`convert.py`, so
+    a handler sees the same params either way). Every one of those is driven on both generations by the
+    cheap fixture-handler cases (`test_reigh_worker.py`, `test_reigh_queue.py`,
+    `test_reigh_generations.py`). A task type or a model changes what a handler computes and uploads, not
+    which of those calls are made, so the expensive cases are split between the generations instead of
+    each running twice. The parametrisation overrides the `contract` fixture's."""
+    return pytest.mark.parametrize("contract", [contract])
+
+
 @pytest.fixture
 def server(tmp_path: Path, contract: str) -> Iterator[ReighServer]:
     with ReighServer(tmp_path / "reigh", contract=contract) as srv:

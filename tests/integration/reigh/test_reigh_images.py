@@ -1,5 +1,5 @@
 """The app's image task types (Z-Image text-to-image and image-to-image, Qwen-Image) on the tiny models,
-through a worker process on the Reigh backend, in both generations of its edge functions."""
+through a worker process on the Reigh backend (2026-04: `one_generation`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import io
 import pytest
 from PIL import Image
 
-from tests.integration.reigh.conftest import REPO, Site, assert_no_client_errors
+from tests.integration.reigh.conftest import REPO, Site, assert_no_client_errors, one_generation
 
 pytestmark = pytest.mark.slow
 
 
+# Single generations and one refused payload (a Failed write): the lifecycle calls test_reigh_worker
+# drives on both generations. 2026-04: the app generation that sends these task types.
+@one_generation("2026-04")
 def test_z_image_tasks_over_http(site: Site) -> None:
     server = site.server
     path = f"{server.user_id}/uploads/source.png"  # inputs come from the bucket, as the app's uploads do

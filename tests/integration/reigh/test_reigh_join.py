@@ -1,4 +1,4 @@
-"""The VACE bridge task types through a worker process on the Reigh backend (both generations): a join
+"""The VACE bridge task types through a worker process on the Reigh backend (2026-04): a join
 of three clips, an edit, an inpaint and the app's crossfade join, inputs from the bucket, tiny model."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from headless_wan.handlers.bridge_planning import JoinSpec, plan_chain
 from headless_wan.media.video_io import count_frames, encode_video
 from tests.fixtures.travel.support import PROJECT
 from tests.integration.join.conftest import textured_frames
-from tests.integration.reigh.conftest import Site, assert_no_client_errors
+from tests.integration.reigh.conftest import Site, assert_no_client_errors, one_generation
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +33,10 @@ def _frames_of(site: Site, tmp_path: Path, url: str, name: str) -> int:
     return count_frames(local)
 
 
+# The join orchestrator's children (two chained joins, a stitch on both) go through create-task like a
+# chained travel's; the 2026-01 form with dependencies is covered by test_reigh_worker's orchestrator case
+# and test_reigh_queue on both generations. 2026-04: the app generation these task types come from.
+@one_generation("2026-04")
 def test_bridge_task_types_over_http(site: Site, tmp_path: Path) -> None:
     server = site.server
     server.add_project(PROJECT)
