@@ -1,11 +1,10 @@
 """End to end with the tiny model: a chained 3-image travel through the SQLite queue and a worker process,
-and the shipped example through `python -m headless_wan run`. Decoded frame counts are checked."""
+and the app's default I2V travel through `python -m headless_wan run`. Decoded frame counts are checked.
+(The shipped travel example runs through `run` in test_travel_without_project.py.)"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,6 @@ from tests.fixtures.travel.support import PROJECT, orchestrator_payload
 from tests.integration.queue.conftest import REPO, Site
 
 pytestmark = pytest.mark.slow
-
-
-EXAMPLE = REPO / "examples" / "travel_3_images.json"
 
 
 def test_chained_travel_through_sqlite_and_a_worker_process(tmp_path: Path) -> None:
@@ -59,34 +55,6 @@ def test_chained_travel_through_sqlite_and_a_worker_process(tmp_path: Path) -> N
         "64x64",
     )
     assert [s["frames"] for s in sidecar["segments"]] == [17, 21] and sidecar["overlaps_used"] == [4]
-
-
-def test_example_task_runs_with_the_cli(tmp_path: Path) -> None:
-    env = Site(tmp_path).env()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "headless_wan",
-            "run",
-            str(EXAMPLE.relative_to(REPO)),
-            "--model-override",
-            "tiny",
-        ],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    output = Path(done.stdout.strip().splitlines()[-1])
-    assert output.is_file() and tmp_path in output.parents
-    example = json.loads(EXAMPLE.read_text())["params"]["orchestrator_details"]
-    plan = planning.plan_travel(
-        example["segment_frames_expanded"], example["frame_overlap_expanded"][:1], chained=True
-    )
-    assert count_frames(output) == plan.stitched_length
 
 
 def test_app_default_i2v_independent_travel_completes_without_a_stitch(tmp_path: Path) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from headless_wan.domain.tasks import NewTask
+from headless_wan.domain.tasks import NewTask, TaskStatus
 from headless_wan.errors import InvalidTaskParams
 from headless_wan.handlers.travel import TravelConfig, travel_handlers
 from headless_wan.media.video_io import count_frames, read_frames
@@ -175,24 +176,45 @@ def test_individual_segment_without_a_start_image_fails_naming_the_field(
         run_claim(queue, handler, claim_type(queue, "individual_travel_segment"), tmp_path / "work")
 
 
-def write_task(tmp_path: Path, task_type: str, params: dict) -> Path:
-    path = tmp_path / f"{task_type}.json"
-    path.write_text(json.dumps({"task_type": task_type, "params": params, "project_id": "local-project"}))
-    return path
-
-
 def local_images() -> list[str]:
     return [str(REPO / "examples" / "images" / f"travel_{i}.png") for i in range(3)]
 
 
-def test_individual_travel_segment_runs_on_the_tiny_i2v_model(tmp_path: Path) -> None:
+def test_single_segment_tasks_run_on_the_tiny_i2v_model_and_bad_ones_fail_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    """The individual segment, turbo mode and two refused individual segments, drained by one worker
+    process (one interpreter start-up with torch for all four; the tasks are independent)."""
     start, end = local_images()[:2]
-    task = write_task(tmp_path, "individual_travel_segment", individual_payload(start, end))
-    done = Site(tmp_path).cli(
-        "run", str(task), "--model-override", "tiny", "--output-dir", str(tmp_path / "out")
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    output = Path(done.stdout.strip().splitlines()[-1])
+    turbo_payload = orchestrator_payload(
+        local_images()[:2], model_name=I2V, model_type="i2v", chain_segments=False,
+        independent_segments=True, segment_frames_expanded=[13], orchestrator_task_id="sm_travel_readable",
+    )  # fmt: skip
+    too_long = individual_payload(start, end, num_frames=85)
+    unknown = individual_payload(start, end)
+    unknown["model_name"] = "no_such_model_xyz"
+    site = Site(tmp_path)
+    queue = site.queue()
+    try:
+        ids = {
+            name: queue.enqueue(NewTask(task_type, payload, project_id="local-project"))
+            for name, task_type, payload in (
+                ("individual", "individual_travel_segment", individual_payload(start, end)),
+                ("turbo", "wan_2_2_i2v", turbo_payload),
+                ("too_long", "individual_travel_segment", too_long),
+                ("unknown", "individual_travel_segment", unknown),
+            )
+        }
+    finally:
+        queue.close()
+
+    worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny")
+    assert worker.wait(timeout_s=300) == 0, worker.output()[-3000:]
+
+    rows = {name: site.get(task_id) for name, task_id in ids.items()}
+    for name in ("individual", "turbo"):
+        assert rows[name].status is TaskStatus.COMPLETE, (name, rows[name].error_message)
+    output = Path(rows["individual"].output_location or "")
     assert count_frames(output) == 17 and read_frames(output).shape == (17, 64, 64, 3)
     sidecar = json.loads(output.with_name(f"{output.stem}.settings.json").read_text())
     assert (sidecar["family"], sidecar["preset"], sidecar["pipeline_class"]) == (
@@ -200,45 +222,22 @@ def test_individual_travel_segment_runs_on_the_tiny_i2v_model(tmp_path: Path) ->
     )  # fmt: skip
     assert sidecar["seed"] == 5 and sidecar["num_frames"] == 17
 
-
-def test_turbo_mode_wan_2_2_i2v_runs_one_segment_over_the_first_pair(tmp_path: Path) -> None:
-    payload = orchestrator_payload(
-        local_images()[:2], model_name=I2V, model_type="i2v", chain_segments=False,
-        independent_segments=True, segment_frames_expanded=[13], orchestrator_task_id="sm_travel_readable",
-    )  # fmt: skip
-    task = write_task(tmp_path, "wan_2_2_i2v", payload)
-    done = Site(tmp_path).cli(
-        "run", str(task), "--model-override", "tiny", "--output-dir", str(tmp_path / "out")
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    outputs = sorted((tmp_path / "out" / "tasks").glob("*/*.mp4"))
-    assert len(outputs) == 1 and count_frames(outputs[0]) == 13
-    sidecar = json.loads(outputs[0].with_name(f"{outputs[0].stem}.settings.json").read_text())
+    turbo = Path(rows["turbo"].output_location or "")
+    assert sorted(turbo.parent.glob("*.mp4")) == [turbo] and count_frames(turbo) == 13  # one generation
+    queue = site.queue()
+    try:
+        assert queue.children(ids["turbo"]) == []  # completed as a standalone generation, no children
+    finally:
+        queue.close()
+    sidecar = json.loads(turbo.with_name(f"{turbo.stem}.settings.json").read_text())
     assert (sidecar["task_type"], sidecar["family"], sidecar["model"]) == ("wan_2_2_i2v", "i2v", I2V)
 
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"num_frames": 85}, "num_frames: 85 exceeds this model's limit of 81"),
-        ({"model": "no_such_model_xyz"}, "model: unknown model 'no_such_model_xyz' \\(known: "),
-    ],
-)
-def test_bad_individual_segments_fail_with_the_field_under_the_tiny_override(
-    tmp_path: Path, change: dict, message: str
-) -> None:
-    start, end = local_images()[:2]
-    payload = individual_payload(start, end, num_frames=change.get("num_frames", 17))
-    if "model" in change:
-        payload["model_name"] = change["model"]
-    task = write_task(tmp_path, "individual_travel_segment", payload)
-    done = Site(tmp_path).cli(
-        "run", str(task), "--model-override", "tiny", "--output-dir", str(tmp_path / "out")
-    )
-    assert done.returncode != 0
-    import re
-
-    assert re.search(message, done.stdout + done.stderr), (done.stdout + done.stderr)[-3000:]
+    for name, message in (
+        ("too_long", "num_frames: 85 exceeds this model's limit of 81"),
+        ("unknown", "model: unknown model 'no_such_model_xyz' \\(known: "),
+    ):
+        assert rows[name].status is TaskStatus.FAILED, name
+        assert re.search(message, rows[name].error_message or ""), (name, rows[name].error_message)
 
 
 def test_chained_vace_segments_adjust_the_predecessor_frames_as_asked(

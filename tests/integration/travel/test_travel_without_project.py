@@ -1,5 +1,6 @@
-"""A travel task file copied from the app carries no `project_id`: `run` and the embedded queue must
-still run it (a project is only Reigh's requirement). Tiny model, real FFmpeg."""
+"""The shipped travel example through `python -m headless_wan run`, as a task file copied from the app
+carries it: without `project_id`. `run` and the embedded queue must still run it (a project is only
+Reigh's requirement). Tiny model, real FFmpeg; the stitched length is the planned one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from headless_wan.handlers import planning
 from headless_wan.media.video_io import count_frames
 from tests.integration.queue.conftest import REPO, Site
 
@@ -40,4 +42,9 @@ def test_run_a_travel_task_file_without_project_id(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "project_id" not in done.stderr
     output = Path(done.stdout.strip().splitlines()[-1])
-    assert output.is_file() and count_frames(output) > 0
+    assert output.is_file() and tmp_path in output.parents  # HW_OUTPUT_DIR, not the working directory
+    details = task["params"]["orchestrator_details"]
+    plan = planning.plan_travel(
+        details["segment_frames_expanded"], details["frame_overlap_expanded"][:1], chained=True
+    )
+    assert count_frames(output) == plan.stitched_length
