@@ -203,7 +203,7 @@ def test_edit_video_regenerates_only_the_portions_and_keeps_the_audio(
     import subprocess
 
     from headless_wan.handlers.bridge_planning import plan_portions
-    from headless_wan.media.bridge import has_audio
+    from headless_wan.media.audio import has_audio
 
     silent = make_clip("silent.mp4", 41, seed=4)
     source = tmp_path / "source_with_audio.mp4"
