@@ -15,12 +15,12 @@ from headless_wan.media.video_io import encode_video
 SIZE = 64
 
 
-@pytest.fixture
-def tiny_engine(tmp_path: Path) -> Iterator[Engine]:
+@pytest.fixture(scope="module")
+def tiny_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """One engine per module: the tiny pipeline is built once and stays resident, as in the worker."""
+    loras = tmp_path_factory.mktemp("loras")
     engine = Engine(
-        EngineConfig(
-            device="cpu", model_override="tiny", lora_cache_dir=tmp_path / "loras", progress_interval_s=0.0
-        )
+        EngineConfig(device="cpu", model_override="tiny", lora_cache_dir=loras, progress_interval_s=0.0)
     )
     yield engine
     engine.close()
