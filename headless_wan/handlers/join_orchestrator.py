@@ -117,15 +117,20 @@ def join_size(details: JoinDetails, join: int, run_size: tuple[int, int]) -> tup
     return planning.snap_resolution(width, height)
 
 
-def _check_joins(details: JoinDetails, engine: SegmentEngine, joins: int, fps: float) -> None:
+def _check_models(details: JoinDetails, engine: SegmentEngine, joins: int) -> None:
+    """The run's model and every join's own are VACE models (checked before any download)."""
+    check_vace(engine, details.model)
     for join in range(joins):
         override = _override(details, join)
-        if override is None:
-            continue
-        if override.model is not None:
+        if override is not None and override.model is not None:
             check_vace(engine, override.model)
-        # One output has one frame rate and the plan counts every clip at it.
-        if override.fps is not None and float(override.fps) != fps:
+
+
+def _check_fps(details: JoinDetails, joins: int, fps: float) -> None:
+    # One output has one frame rate and the plan counts every clip at it.
+    for join in range(joins):
+        override = _override(details, join)
+        if override is not None and override.fps is not None and float(override.fps) != fps:
             raise InvalidTaskParams(
                 f"per_join_settings[{join}].fps: {override.fps} differs from the run's {fps:g}; "
                 "a joined video has one frame rate"
@@ -152,10 +157,10 @@ def plan_join_run(
         raise InvalidTaskParams(
             f"clip_list: {len(clips)} clips, this worker joins at most {config.max_join_clips} (HW_MAX_JOIN_CLIPS)"
         )
-    check_vace(engine, details.model)
+    specs = join_specs(details, len(clips) - 1)
+    _check_models(details, engine, len(specs))
     if details.phase_config:
         parse_phase_config(details.phase_config)
-    specs = join_specs(details, len(clips) - 1)
     fetched = [
         fetch_video(
             clip.url,
@@ -174,7 +179,7 @@ def plan_join_run(
     else:
         fps = float(details.fps or DEFAULT_FPS)
         conform = Conform(width, height, fps)
-    _check_joins(details, engine, len(clips) - 1, fps)
+    _check_fps(details, len(specs), fps)
     lengths = [conform.count(path) for path, _ in fetched]
     if details.loop_first_clip:
         lengths *= 2  # the reversed clip has the clip's frames

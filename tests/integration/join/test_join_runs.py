@@ -100,6 +100,22 @@ def test_bad_per_join_settings_fail_before_any_child(
     assert queue.children(claim.id) == []
 
 
+def test_a_non_vace_model_for_one_join_fails_before_any_download(
+    queue: InMemoryQueue, tmp_path: Path
+) -> None:
+    missing = [tmp_path / "nowhere" / f"c{i}.mp4" for i in range(3)]  # a download would fail differently
+    payload = _join(missing, per_join_settings=[{}, {"model": "wan_i2v"}])
+    queue.enqueue(NewTask("join_clips_orchestrator", payload))
+    claim = claim_type(queue, "join_clips_orchestrator")
+    engine = FakeEngine(i2v_models=("wan_i2v",))
+    handler = {h.task_type: h for h in join_handlers(engine, CONFIG)}["join_clips_orchestrator"]
+    with pytest.raises(
+        InvalidTaskParams, match=r"model: a bridge needs a VACE model; wan_i2v is a i2v model"
+    ):
+        run_claim(queue, handler, claim, tmp_path / "work")
+    assert queue.children(claim.id) == []
+
+
 def test_loop_first_clip_plays_the_clip_then_a_bridge_then_the_clip_backwards(
     queue: InMemoryQueue, tmp_path: Path, make_clip
 ) -> None:
