@@ -114,3 +114,29 @@ def _name(path: Path) -> str:
 
 def _diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(int) - b.astype(int)).max())
+
+
+@pytest.mark.parametrize(("rslora", "bias"), [(False, False), (True, True)])
+def test_fusing_adds_exactly_what_the_adapter_adds(rslora: bool, bias: bool) -> None:
+    """`W += w * scale * B @ A` (and B's bias) reproduces peft's forward at weight w, rsLoRA too."""
+    import torch
+    from peft import LoraConfig, inject_adapter_in_model
+
+    from headless_wan.engine.lora_fusion import _fuse
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 8))
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["0"], use_rslora=rslora, lora_bias=bias)
+    model = inject_adapter_in_model(config, model, adapter_name="x")
+    layer = model[0]
+    for param in (layer.lora_B["x"].weight, *([layer.lora_B["x"].bias] if bias else [])):
+        torch.nn.init.normal_(param)  # peft starts B at zero
+    layer.set_scale("x", 0.7)
+    inputs = torch.randn(3, 16)
+    with torch.no_grad():
+        expected = model(inputs)
+        assert not torch.allclose(layer.base_layer(inputs), expected, atol=1e-2)  # the adapter matters
+        _fuse(model, "x", 0.7)
+        layer.enable_adapters(False)
+        fused = model(inputs)
+    assert torch.allclose(fused, expected, atol=1e-5)
