@@ -29,7 +29,7 @@ from headless_wan.engine.device import FitnessReport, classify_device_error, dev
 from headless_wan.engine.families import get_family
 from headless_wan.engine.image_request import ImageRequest, validate_image_request
 from headless_wan.engine.loading import LoadedPipeline, free_device_memory, load_pipeline
-from headless_wan.engine.lora_fusion import can_fuse, prepare_compiled
+from headless_wan.engine.lora_fusion import StepWeights, can_fuse, prepare_compiled
 from headless_wan.engine.loras import FetchFn, LoraSpec, normalise_source, resolve_lora_file, sync_adapters
 from headless_wan.engine.presets import Preset, PresetRegistry, load_presets
 from headless_wan.engine.profiles import MemoryProfile, adapter_editing, get_profile
@@ -332,7 +332,7 @@ class Engine:
     ) -> Any:
         return planning.plan_task(loaded, request, preset, loras).wanted
 
-    def _activate_adapters(self, loaded: LoadedPipeline, task: planning.TaskPlan) -> Any:
+    def _activate_adapters(self, loaded: LoadedPipeline, task: planning.TaskPlan) -> StepWeights | None:
         """Load the task's adapters; on a compiled pipeline also fuse/activate them for the
         graph (engine/lora_fusion.py) and return its per-step weight setter (None: eager)."""
         pipe = loaded.pipe
