@@ -31,7 +31,7 @@ _GENERATION_KEYS = ("model", "prompt", "negative_prompt", "seed", "num_inference
 
 class JoinFinalStitchHandler:
     """Input: `JoinStitchParams` (and each join's output through `ctx.lookup`). Output: the joined video
-    of exactly `expected_frames` frames and its thumbnail. Raises TransientError while a join is not
+    of exactly `expected_frames` frames, its thumbnail and sidecar. Raises TransientError while a join is not
     Complete, InputUnavailable, MediaError (a length other than the plan's)."""
 
     task_type: ClassVar[str] = JOIN_FINAL_STITCH
