@@ -30,6 +30,8 @@ def test_families_name_their_pipeline_classes() -> None:
         "i2v": "WanImageToVideoPipeline",
         "zimage": "ZImagePipeline",
         "qwen": "QwenImagePipeline",
+        "qwen_edit": "QwenImageEditPipeline",
+        "qwen_edit_plus": "QwenImageEditPlusPipeline",
     }
     with pytest.raises(ConfigError, match="unknown pipeline family 'ltx'"):
         get_family("ltx")
