@@ -107,18 +107,19 @@ def _transformer(seed: int) -> Any:
     ).eval()
 
 
-def _i2v_transformer(seed: int) -> Any:
+def _i2v_transformer(seed: int, *, in_channels: int = 36) -> Any:
     import torch
     from diffusers import WanTransformer3DModel
 
     torch.manual_seed(seed)
     # The Wan2.2 I2V A14B layout: no CLIP image branch (image_dim None); the input is the noisy
     # latent (16) + the encoded first/last-frame video (16) + the 4-channel frame mask = 36.
+    # The T2V layout is the same with the noisy latent alone (16).
     return WanTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=2,
         attention_head_dim=12,
-        in_channels=36,
+        in_channels=in_channels,
         out_channels=16,
         text_dim=TEXT_WIDTH,
         freq_dim=256,
@@ -193,6 +194,24 @@ def build_i2v_pipeline(
         transformer=_i2v_transformer(seed),
         transformer_2=_i2v_transformer(seed + 1) if two_experts else None,
         boundary_ratio=boundary_ratio if two_experts else None,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def build_t2v_pipeline(seed: int = 0, *, boundary_ratio: float = 0.875, solver: str = "unipc") -> Any:
+    """Build the tiny two-expert `WanPipeline` (Wan2.2 T2V A14B layout, in_channels 16; float32, CPU)."""
+    from diffusers import WanPipeline
+
+    tokenizer = build_tokenizer()
+    pipe = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=_text_encoder(len(tokenizer), seed),
+        vae=_vae(seed),
+        scheduler=build_scheduler(solver),
+        transformer=_i2v_transformer(seed, in_channels=16),
+        transformer_2=_i2v_transformer(seed + 1, in_channels=16),
+        boundary_ratio=boundary_ratio,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
