@@ -248,10 +248,8 @@ class Engine:
             raise InvalidTaskParams(
                 f"model: {asked.name} is a {asked.family} video model, not an image model"
             )
-        supported = getattr(family, "supports_loras", False)
-        validate_image_request(
-            request, max_pixels=min(preset.max_pixels, asked.max_pixels), loras_supported=supported
-        )
+        limit, loras_ok = min(preset.max_pixels, asked.max_pixels), getattr(family, "supports_loras", False)
+        validate_image_request(request, max_pixels=limit, loras_supported=loras_ok)
         family.check_image(request, asked)
         self.memory_profile(preset)
         return preset
@@ -297,17 +295,16 @@ class Engine:
         """One image; `frames` holds it as (1, height, width, 3) uint8."""
         started = time.perf_counter()
         prepared = self.prepare_image(request, on_progress=on_progress, fetch=fetch)
-        family = get_family(prepared.preset.family)
         loaded = prepared.loaded
         try:
             self._activate_adapters(loaded, imaging.wanted_adapters(prepared.loras))
             imaging.set_lora_weights(loaded, prepared.loras)
             image, settings = imaging.run_image(
-                prepared.loaded, family, request, prepared.preset,
+                loaded, get_family(prepared.preset.family), request, prepared.preset,
                 on_progress=on_progress, cancel_check=cancel_check, loras=prepared.loras,
             )  # fmt: skip
         except Exception as exc:
-            _cleanup_after_failure(prepared.loaded)
+            _cleanup_after_failure(loaded)
             translated = imaging.translated_error(exc, request, prepared.profile.name)
             if translated is exc:
                 raise

@@ -57,14 +57,13 @@ def run(env, tmp_path: Path, task_type: str, payload: dict):
 
 
 def edit(root: Path, **extra) -> dict:
-    return {"image": str(root / "a.png"), "prompt": "a red cat", "seed": 5, "steps": 2, **extra}
+    return {"image": str(root / "a.png"), "prompt": "a red cat", "seed": 5, "steps": 1, **extra}
 
 
 @pytest.mark.parametrize(
     ("model", "pipeline"),
-    [("qwen-edit", "QwenImageEditPipeline"), ("qwen-edit-2509", "QwenImageEditPlusPipeline"),
-     ("qwen-edit-2511", "QwenImageEditPlusPipeline")],
-)  # fmt: skip
+    [("qwen-edit", "QwenImageEditPipeline"), ("qwen-edit-2511", "QwenImageEditPlusPipeline")],
+)  # qwen-edit-2509 is the same family as 2511 (its alias and preset: tests/unit/engine/test_edit_rules.py)
 def test_edit_keeps_the_input_size_and_writes_the_apps_jpeg(env, tmp_path, model, pipeline) -> None:
     _, root = env
     result, sidecar, fmt, pixels = run(
@@ -75,11 +74,11 @@ def test_edit_keeps_the_input_size_and_writes_the_apps_jpeg(env, tmp_path, model
 
 
 def test_the_input_image_reaches_the_pipeline(env, tmp_path) -> None:
+    # Same seed and prompt: only the input differs (the tiny pipelines are deterministic, see the LoRA test).
     _, root = env
     *_, first = run(env, tmp_path / "1", "qwen_image_edit", edit(root))
-    *_, again = run(env, tmp_path / "2", "qwen_image_edit", edit(root))
     *_, other = run(env, tmp_path / "3", "qwen_image_edit", edit(root, image=str(root / "b.png")))
-    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert not np.array_equal(first, other)
 
 
 def test_inpaint_composites_the_mask_and_adds_the_inpainting_lora(env, tmp_path) -> None:
@@ -88,7 +87,7 @@ def test_inpaint_composites_the_mask_and_adds_the_inpainting_lora(env, tmp_path)
         "image_url": str(root / "a.png"),
         "mask_url": str(root / "mask.png"),
         "prompt": "x",
-        "steps": 2,
+        "steps": 1,
     }
     _, sidecar, _, right = run(env, tmp_path / "1", "image_inpaint", payload)
     *_, left = run(env, tmp_path / "2", "image_inpaint", {**payload, "mask_url": str(root / "mask_left.png")})
@@ -100,7 +99,7 @@ def test_inpaint_composites_the_mask_and_adds_the_inpainting_lora(env, tmp_path)
 
 def test_style_reference_prompt_prefix_and_strength_weighted_loras(env, tmp_path) -> None:
     _, root = env
-    payload = {"model": "qwen-image", "prompt": "a dog", "resolution": "64x64", "steps": 2,
+    payload = {"model": "qwen-image", "prompt": "a dog", "resolution": "64x64", "steps": 1,
                "style_reference_image": str(root / "a.png"), "style_reference_strength": 1.1,
                "subject_strength": 0.5, "subject_description": "cat"}  # fmt: skip
     _, sidecar, _, styled = run(env, tmp_path / "1", "qwen_image_style", payload)

@@ -72,3 +72,13 @@ def test_lightning_strength_on_a_model_without_lightning_fails_by_name(engine) -
     )
     with pytest.raises(InvalidTaskParams, match="lightning_lora_strength: qwen-image-edit-2511 runs without"):
         edits.QwenImageEditHandler(engine)._loras(params)
+
+
+def test_the_apps_edit_model_names_resolve_to_their_presets(engine) -> None:
+    names = {name: engine.presets.resolve(name) for name in ("qwen-edit", "qwen-edit-2509", "qwen-edit-2511")}
+    assert {name: (p.name, p.family, p.weights) for name, p in names.items()} == {
+        "qwen-edit": ("qwen-image-edit", "qwen_edit", "Qwen/Qwen-Image-Edit"),
+        "qwen-edit-2509": ("qwen-image-edit-2509", "qwen_edit_plus", "Qwen/Qwen-Image-Edit-2509"),
+        "qwen-edit-2511": ("qwen-image-edit-2511", "qwen_edit_plus", "Qwen/Qwen-Image-Edit-2511"),
+    }
+    assert all(p.max_pixels == 1200 * 1200 for p in names.values())
