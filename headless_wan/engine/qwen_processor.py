@@ -43,7 +43,11 @@ def image_only_processor(tokenizer: Any, *, min_pixels: int, max_pixels: int) ->
 def load_processor(weights: str, *, local_files_only: bool) -> ImageOnlyQwenVLProcessor:
     """The processor of a hub id or local folder (its `processor/` subfolder), PIL image side."""
     kwargs: dict[str, Any] = {"subfolder": "processor", "local_files_only": local_files_only}
-    return ImageOnlyQwenVLProcessor(
-        image_processor=Qwen2VLImageProcessorPil.from_pretrained(weights, **kwargs),
-        tokenizer=AutoTokenizer.from_pretrained(weights, **kwargs),
-    )
+    image_processor = Qwen2VLImageProcessorPil.from_pretrained(weights, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(weights, **kwargs)
+    except OSError:  # a processor folder without tokenizer files: the pipeline's own (same vocabulary)
+        tokenizer = AutoTokenizer.from_pretrained(
+            weights, subfolder="tokenizer", local_files_only=local_files_only
+        )
+    return ImageOnlyQwenVLProcessor(image_processor=image_processor, tokenizer=tokenizer)

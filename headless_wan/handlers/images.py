@@ -90,7 +90,7 @@ class TextToImageHandler:
         ctx.cancel.check()
         fetch = media_fetch.fetch  # LoRA URLs (local LoRA paths are read by the engine)
         self._engine.prepare_image(request, on_progress=ctx.progress.report, fetch=fetch)
-        ctx.mark_started(params.model or request.model)  # billing starts after the load
+        ctx.mark_started(self._model_name(params) or request.model)  # billing starts after the load
         ctx.cancel.check()
         result = self._engine.generate_image(
             request, on_progress=ctx.progress.report, cancel_check=ctx.cancel.check, fetch=fetch

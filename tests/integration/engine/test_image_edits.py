@@ -166,6 +166,8 @@ def test_a_checkpoint_folder_loads_through_the_real_path_without_torchvision(tmp
     config = json.loads((processor / "processor_config.json").read_text())
     (processor / "processor_config.json").unlink()
     legacy = {**config["image_processor"], "processor_class": "Qwen2_5_VLProcessor"}
+    legacy.pop("size")  # the hub's files give the pixel range as min_pixels / max_pixels
+    legacy.update(min_pixels=28 * 28, max_pixels=56 * 56)
     (processor / "preprocessor_config.json").write_text(json.dumps(legacy))
     index = json.loads((folder / "model_index.json").read_text())
     (folder / "model_index.json").write_text(
@@ -173,7 +175,9 @@ def test_a_checkpoint_folder_loads_through_the_real_path_without_torchvision(tmp
     )
     vae = diffusers.AutoencoderKLQwenImage.from_pretrained(folder, subfolder="vae", local_files_only=True)
     pipe = QWEN_EDIT_PLUS_FAMILY.from_pretrained(str(folder), vae=vae, dtype=None, local_files_only=True)
-    assert type(pipe.processor.image_processor).__name__ == "Qwen2VLImageProcessorPil"
+    image_processor = pipe.processor.image_processor
+    assert type(image_processor).__name__ == "Qwen2VLImageProcessorPil"
+    assert image_processor.size["longest_edge"] == 56 * 56
     pipe.set_progress_bar_config(disable=True)
     out = pipe(image=Image.new("RGB", (40, 32), (200, 10, 10)), prompt="a cat", height=32, width=48,
                num_inference_steps=1, true_cfg_scale=1.0, output_type="np")  # fmt: skip
