@@ -9,7 +9,7 @@ Image families (`engine/families/zimage.py`) take this typed request instead of 
   (1 = nothing of the input survives; 0 would run no step at all, so it is refused);
 - seed, steps and guidance within range;
 - `loras`: one plain weight each (no phase grammar: an image has one pass), on a family that loads
-  LoRAs (the Qwen families); elsewhere a LoRA fails by name rather than silently running without it.
+  LoRAs (`supports_loras`: Qwen, Qwen edit, Z-Image); elsewhere a LoRA fails by name rather than silently running without it.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from headless_wan.handlers import edits
 from headless_wan.handlers.base import CancelToken
 from headless_wan.handlers.images import image_handlers
 
-from .qwen_fixtures import seed_lora_cache, write_qwen_lora
+from .qwen_fixtures import ZIMAGE_MODULES, seed_lora_cache, write_qwen_lora
 from .test_handlers import Recorder, context
 
 pytestmark = pytest.mark.slow
@@ -125,6 +125,19 @@ def test_a_lora_changes_qwen_image_and_weight_zero_is_the_base_model(env, tmp_pa
     *_, zero = run(env, tmp_path / "3", "qwen_image", {**base, "additional_loras": {str(lora): 0}})
     assert not np.array_equal(plain, styled) and np.array_equal(plain, zero)
     assert sidecar["settings"]["loras"] == [{"source": str(lora), "weight": 0.8}]
+
+
+def test_a_lora_reaches_z_image_text_to_image_and_image_to_image(env, tmp_path) -> None:
+    _, root = env
+    lora = write_qwen_lora(root / "z.safetensors", seed=4, modules=ZIMAGE_MODULES)
+    t2i = {"model": "z-image", "prompt": "a city", "resolution": "64x64", "steps": 2}
+    i2i = {"image_url": str(root / "a.png"), "prompt": "a city", "strength": 0.5, "steps": 2}
+    for index, (task_type, payload) in enumerate((("z_image_turbo", t2i), ("z_image_turbo_i2i", i2i))):
+        *_, plain = run(env, tmp_path / f"{index}a", task_type, payload)
+        *_, styled = run(
+            env, tmp_path / f"{index}b", task_type, {**payload, "loras": [{"path": str(lora), "scale": 1}]}
+        )
+        assert not np.array_equal(plain, styled), task_type
 
 
 def test_bad_inputs_fail_by_name(env, tmp_path) -> None:

@@ -60,7 +60,11 @@ def test_the_qwen_text_to_image_model_refuses_an_input_image(engine: Engine) -> 
         ({"seed": -3}, "seed: "),
         ({"steps": 0}, "steps: "),
         ({"guidance_scale": 99.0}, "guidance_scale: "),
-        ({"loras": (LoraSpec("https://example.com/a.safetensors"),)}, "loras: LoRAs are not supported"),
+        (
+            {"loras": (LoraSpec("https://example.com/a.safetensors", "1;0"),)},
+            "loras: .* an image LoRA takes one number",
+        ),
+        ({"loras": (LoraSpec("https://example.com/a.safetensors", "50"),)}, r"loras: .* outside \[-10, 10\]"),
         ({"model": "qwen-nope"}, "model: unknown model 'qwen-nope'"),
         ({"model": "vace_14B"}, "model: wan2.1-vace-14b is a vace video model"),
     ],
