@@ -153,6 +153,21 @@ def test_bad_inputs_fail_by_name(env, tmp_path) -> None:
             "image_inpaint",
             {"image_url": str(root / "a.png"), "mask_url": str(blank), "prompt": "x"},
         )
+    junk = root / "junk.png"
+    junk.write_bytes(b"not an image")
+    with pytest.raises(MediaError, match="cannot read image mask"):  # named by its role
+        run(
+            env,
+            tmp_path / "4",
+            "annotated_image_edit",
+            {"image_url": str(root / "a.png"), "mask_url": str(junk)},
+        )
+    bomb = root / "bomb.png"
+    Image.new("L", (1100, 1000)).save(
+        bomb
+    )  # past the 1 MP input limit of this engine, refused from its header
+    with pytest.raises(MediaError, match="pixels"):
+        run(env, tmp_path / "5", "qwen_image_edit", edit(root, image=str(bomb)))
     with pytest.raises(InvalidTaskParams, match=r"strength: .* does not apply"):
         run(
             env,
