@@ -57,7 +57,8 @@ def test_qwen_edit_tasks_over_http(site: Site, tmp_path) -> None:
     server.put(image, (REPO / "examples" / "images" / "travel_0.png").read_bytes(), "image/png")
     server.put(mask, (REPO / "examples" / "images" / "travel_0_mask.png").read_bytes(), "image/png")
     image_url, mask_url = server.public_url(image), server.public_url(mask)
-    # The payloads the app's resolvers build (magicEdit.ts, maskedEdit.ts, imageGeneration.ts).
+    # The payloads the app's resolvers build (magicEdit.ts, maskedEdit.ts, imageGeneration.ts);
+    # annotated_image_edit is image_inpaint with another task LoRA (tests/integration/engine/test_image_edits.py).
     magic = server.submit(
         "qwen_image_edit",
         {"seed": 3, "image": image_url, "prompt": "make it snow", "output_format": "jpeg",
@@ -67,7 +68,6 @@ def test_qwen_edit_tasks_over_http(site: Site, tmp_path) -> None:
     masked = {"image_url": image_url, "mask_url": mask_url, "prompt": "a balloon", "num_generations": 1,
               "generation_id": "g1", "based_on": "g1", "parent_generation_id": "g1", "steps": 2}  # fmt: skip
     inpaint = server.submit("image_inpaint", masked)
-    annotated = server.submit("annotated_image_edit", masked)
     style = server.submit(
         "qwen_image_style",
         {"model": "qwen-image", "prompt": "a harbour", "resolution": "1024x576", "seed": 4, "steps": 2,
@@ -79,12 +79,12 @@ def test_qwen_edit_tasks_over_http(site: Site, tmp_path) -> None:
     )
 
     cache = tmp_path / "loras"  # the task LoRAs, as after their first download
-    seed_lora_cache(cache, (edits.INPAINT_LORA, edits.ANNOTATE_LORA, edits.STYLE_LORA))
+    seed_lora_cache(cache, (edits.INPAINT_LORA, edits.STYLE_LORA))
     worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny", HW_LORA_CACHE_DIR=str(cache))
     assert worker.wait(timeout_s=300) == 0, worker.output()
 
     for task_id, size, fmt in ((magic, (64, 64), "JPEG"), (inpaint, (64, 64), "PNG"),
-                               (annotated, (64, 64), "PNG"), (style, (160, 96), "PNG")):  # fmt: skip
+                               (style, (160, 96), "PNG")):  # fmt: skip
         row = server.task(task_id)
         assert row["status"] == "Complete", row["error_message"]
         picture = Image.open(io.BytesIO(server.object_at(row["output_location"])))
