@@ -1,4 +1,4 @@
-"""Typed params of the image task types (Z-Image family); the only place their wire keys are spelled.
+"""Typed params of the image task types (Z-Image, Qwen-Image); the only place their wire keys are spelled.
 
 The app's payloads (reigh-app `create-task/resolvers/imageGeneration.ts`, `zImageTurboI2I.ts`):
 text-to-image sends `model` ("z-image"), `prompt`, `resolution` "WxH", `seed`, `steps`,

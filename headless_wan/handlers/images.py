@@ -1,4 +1,5 @@
-"""Image task types on the image families (`engine/families/zimage.py`).
+"""Image task types on the image families (`engine/families/zimage.py`, `qwen.py`); the Qwen edit
+task types subclass these in `handlers/edits.py` (hooks: `_model_name`, `_loras`, `_prompt`).
 
 - `z_image_turbo`: prompt → `<task_id>.png` (or `.jpg` with `output_format: "jpeg"`) + sidecar.
 - `z_image_turbo_i2i`: input image (`image` / `image_url`) + prompt + `strength` → the same.
@@ -9,7 +10,8 @@ budget when larger (aspect kept, as the predecessor capped them), floored to mul
 input's aspect ratio at the model's pixel budget (`max_pixels` of the preset: about 1 MP for
 Z-Image Turbo), each side floored to a multiple of 16; an explicit `resolution` wins. The input is
 refused past `input_max_pixels` from its header, before decoding. Everything that needs no model
-(size, strength, model name, LoRAs) is checked before the input is downloaded.
+(size, strength, model name, LoRA weights) is checked before the input is downloaded. LoRAs:
+`loras` `[{path|url, strength|scale}]` and `additional_loras` `{source: weight}`.
 """
 
 from __future__ import annotations
