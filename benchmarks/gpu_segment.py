@@ -11,10 +11,14 @@ GPU machines without network can time the real shapes. Random weights give noise
 attention call and decode has the production shape and cost.
 
 Each (memory profile, attention backend) pair runs through the worker's own engine (scheduler,
-phase plan, expert switch, profile, compile) once to warm up and once timed, with
-`torch.cuda.synchronize()` around every measured step. Then the same pipeline runs as a plain
-diffusers call (native attention, resident, diffusers' default scheduler, two phases by the
-pipeline's own boundary) for the ratio. Prints one JSON object per run and a table.
+phase plan, expert switch, profile, compile) once as a first task and once timed, with
+`torch.cuda.synchronize()` around every measured step. Reported apart: `load_s` (weights,
+profile), `compile_warmup_s` (the engine's compile warm-up at load; 0 without --compile),
+`first_task_s` (the first task after the load), and the timed run's steady-state step times per
+expert, decode and total; `graphs_compiled_by_tasks` counts graphs dynamo compiled during the two
+tasks (0 when the warm-up covered them). Then the same pipeline runs as a plain diffusers call
+(native attention, resident, diffusers' default scheduler, two phases by the pipeline's own
+boundary) for the ratio. Prints one JSON object per run and a table.
 """
 
 from __future__ import annotations
@@ -144,9 +148,14 @@ def run_engine(registry: Any, args: argparse.Namespace, profile: str, backend: s
         num_frames=args.frames, start_image=image if preset.family == "i2v" else None,
     )  # fmt: skip
     started = time.perf_counter()
-    engine.prepare(request)
+    loaded = engine.prepare(request).loaded
     load_s = time.perf_counter() - started
-    engine.generate(request)  # warm-up (and compile)
+    warmup_s = loaded.warmup_s or 0.0  # the engine's compile warm-up, part of the load
+    graphs = _compiled_graphs()
+    started = time.perf_counter()
+    engine.generate(request)  # the first task: cudnn/cuBLAS autotuning, allocator growth
+    _sync(device)
+    first_task_s = time.perf_counter() - started
     marks: list[float] = []
 
     def on_progress(stage: str, step: int, total: int, message: str = "") -> None:
@@ -166,7 +175,9 @@ def run_engine(registry: Any, args: argparse.Namespace, profile: str, backend: s
     switch = result.settings.get("expert_switch_step") or len(steps)
     row = {
         "profile": profile, "attention": backend, "attention_used": result.settings["attention_backend"],
-        "compile": args.compile, "load_s": load_s, "total_s": total_s,
+        "compile": args.compile, "load_s": load_s - warmup_s, "compile_warmup_s": warmup_s,
+        "first_task_s": first_task_s, "graphs_compiled_by_tasks": _compiled_graphs() - graphs,
+        "total_s": total_s,
         "step_s_expert_1": _mean(steps[:switch]), "step_s_expert_2": _mean(steps[switch:]),
         "decode_s": result.metrics["decode_s"], "peak_vram_gb": result.metrics.get("peak_vram_mb", 0) / 1024,
     }  # fmt: skip
@@ -200,6 +211,13 @@ def plain_call(engine: Any, request: Any, device: str) -> float:
     pipe(**call)
     _sync(device)
     return time.perf_counter() - started
+
+
+def _compiled_graphs() -> int:
+    """dynamo's count of graphs compiled so far in this process (0 without compile)."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
 
 
 def _sync(device: str) -> None:
@@ -247,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    cols = ("profile", "attention_used", "load_s", "step_s_expert_1", "step_s_expert_2", "decode_s",
-            "total_s", "peak_vram_gb", "plain_diffusers_s", "ratio_vs_plain")  # fmt: skip
+    cols = ("profile", "attention_used", "load_s", "compile_warmup_s", "first_task_s", "step_s_expert_1",
+            "step_s_expert_2", "decode_s", "total_s", "peak_vram_gb", "plain_diffusers_s",
+            "ratio_vs_plain")  # fmt: skip
     print(" | ".join(cols))
     for row in rows:
         print(" | ".join(f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in cols))

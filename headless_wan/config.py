@@ -305,8 +305,9 @@ class Settings(BaseSettings):
     )
     compile: bool = Field(
         False,
-        description="Regional torch.compile of the experts' repeated blocks (compile_repeated_blocks) at load; "
-        "the first task at each new shape pays the compile.",
+        description="Regional torch.compile of the experts' repeated blocks (compile_repeated_blocks), warmed "
+        "at load at the first task's shape (another shape compiles once); constant LoRAs are fused and "
+        "per-step ones tensor-scaled, so phase switches do not recompile.",
     )
     compile_cache_dir: Path | None = Field(
         None,

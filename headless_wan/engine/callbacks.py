@@ -8,7 +8,8 @@ step. Ours:
 3. reports progress, throttled to one event per `min_interval_s`, but always the first and last step;
 4. applies the plan of the next step: CFG on/off through `pipe._guidance_scale` (the pipeline
    decides per step from it whether to run the unconditional pass) and LoRA weights through
-   `set_adapters` (both take effect on the next step).
+   `set_adapters` (both take effect on the next step). A compiled pipeline passes `apply_step`
+   instead, which sets its residual adapters' scalings in place (engine/lora_fusion.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class StepCallback:
         cancel_check: CancelCheck | None = None,
         min_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        apply_step: Callable[[Any, int], None] | None = None,
     ) -> None:
         self._plan = plan
         self._adapters = adapters
@@ -52,6 +54,7 @@ class StepCallback:
         self._last_report: float | None = None
         self._step_started = clock()
         self._weights: dict[str, float] | None = None
+        self._apply_step = apply_step  # a compiled pipeline's in-place setter (engine/lora_fusion.py)
         self.step_durations_s: list[float] = []
 
     @property
@@ -90,6 +93,9 @@ class StepCallback:
             self._on_progress("decoding", 0, 1)  # the VAE decode follows the last step
 
     def _apply_weights(self, pipe: Any, step: int) -> None:
+        if self._apply_step is not None:
+            self._apply_step(pipe, step)
+            return
         names: Sequence[str] = self._plan.lora_names
         weights = dict(zip(names, self._plan.steps[step].lora_weights, strict=True))
         if weights != self._weights:

@@ -4,10 +4,14 @@
 in VACE) and reuses the graph for all 40 blocks, so compiling costs seconds instead of the minutes
 a whole-model compile takes, and both experts share the same kernels.
 
-Opt-in (`HW_COMPILE`): the first forward at each new shape compiles (a 480p x 81 task pays it once
-per process; a kernel cache on the model volume, `HW_COMPILE_CACHE_DIR`, makes later processes
-reuse the kernels). Not done yet: fusing LoRAs whose weight is constant within an expert (an
-adapter change between tasks can trigger a recompile of the blocks it touches).
+Opt-in (`HW_COMPILE`). The engine warms a compiled pipeline at load, at the first task's shape
+(engine/video_call.py), so tasks do not compile; a new shape compiles once. A kernel cache on the
+model volume (`HW_COMPILE_CACHE_DIR`) lets later processes reuse the kernels. LoRAs on the compiled
+path are fused or tensor-scaled so that phase switches never recompile (engine/lora_fusion.py).
+
+Each guard state (shape, the LoRA layers' loaded and active adapters) is one cache entry of the
+block's code, shared by all blocks of both experts. dynamo's default limit of 8 entries would,
+on a worker that sees many LoRA sets, silently fall back to eager blocks; the limit is raised.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+RECOMPILE_LIMIT = 64
 
 
 def set_cache_dir(cache_dir: Path | None) -> None:
@@ -30,7 +35,11 @@ def set_cache_dir(cache_dir: Path | None) -> None:
 
 def compile_experts(pipe: Any, *, cache_dir: Path | None = None, fullgraph: bool = False) -> int:
     """Compile the repeated blocks of every expert in place; returns how many experts."""
+    import torch._dynamo
+
     set_cache_dir(cache_dir)
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
     experts = [m for m in (pipe.transformer, getattr(pipe, "transformer_2", None)) if m is not None]
     for expert in experts:
         expert.compile_repeated_blocks(fullgraph=fullgraph)

@@ -29,15 +29,17 @@ from headless_wan.engine.device import FitnessReport, classify_device_error, dev
 from headless_wan.engine.families import get_family
 from headless_wan.engine.image_request import ImageRequest, validate_image_request
 from headless_wan.engine.loading import LoadedPipeline, free_device_memory, load_pipeline
+from headless_wan.engine.lora_fusion import StepWeights, can_fuse, prepare_compiled
 from headless_wan.engine.loras import FetchFn, LoraSpec, normalise_source, resolve_lora_file, sync_adapters
 from headless_wan.engine.presets import Preset, PresetRegistry, load_presets
 from headless_wan.engine.profiles import MemoryProfile, adapter_editing, get_profile
 from headless_wan.engine.request import GenerationRequest, validate_request
 from headless_wan.engine.spec import PipelineSpec, pipeline_spec, resolve_device
+from headless_wan.engine.video_call import run_pipeline as _run_pipeline
+from headless_wan.engine.video_call import warm_up
 from headless_wan.errors import HeadlessWanError, InvalidTaskParams
 
 log = logging.getLogger(__name__)
-MAX_SEQUENCE_LENGTH = 512  # T5 tokens; longer prompts are truncated by the pipeline
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,11 +185,17 @@ class Engine:
             _report(on_progress, "loading_model", 0, 1)
 
         def load() -> LoadedPipeline:
-            return load_pipeline(
+            loaded = load_pipeline(
                 spec, profile, lambda loaded: self._wanted(loaded, request, preset, loras),
                 max_loaded=self.config.max_loaded_loras,
                 compile_cache_dir=self.config.compile_cache_dir,
             )  # fmt: skip
+            if spec.compile:
+                # Compile now, at load, in the first task's adapter state (video_call.warm_up).
+                task = planning.plan_task(loaded, request, preset, loras)
+                self._activate_adapters(loaded, task)
+                loaded.warmup_s = warm_up(loaded, request, preset, task)
+            return loaded
 
         try:
             hit = self._cache.get(spec, load)
@@ -212,10 +220,10 @@ class Engine:
         loaded = prepared.loaded
         try:
             task = planning.plan_task(loaded, request, prepared.preset, prepared.loras)
-            self._activate_adapters(loaded, task.wanted)
+            apply_step = self._activate_adapters(loaded, task)
             callback = StepCallback(
                 task.plan, loaded.adapters, on_progress=on_progress, cancel_check=cancel_check,
-                min_interval_s=self.config.progress_interval_s,
+                min_interval_s=self.config.progress_interval_s, apply_step=apply_step,
             )  # fmt: skip
             frames, call_s, peak_mb = _run_pipeline(loaded, request, prepared.preset, task, callback)
         except Exception as exc:
@@ -331,13 +339,24 @@ class Engine:
     ) -> Any:
         return planning.plan_task(loaded, request, preset, loras).wanted
 
-    def _activate_adapters(self, loaded: LoadedPipeline, wanted: Sequence[Any]) -> None:
+    def _activate_adapters(self, loaded: LoadedPipeline, task: planning.TaskPlan) -> StepWeights | None:
+        """Load the task's adapters; on a compiled pipeline also fuse/activate them for the
+        graph (engine/lora_fusion.py) and return its per-step weight setter (None: eager)."""
         pipe = loaded.pipe
-        sync_adapters(
-            pipe, loaded.adapters, wanted,
-            editing=lambda: adapter_editing(pipe, loaded.profile, loaded.compute_dtype),
-            max_loaded=self.config.max_loaded_loras,
-        )  # fmt: skip
+
+        def sync(wanted: Sequence[Any]) -> None:
+            sync_adapters(
+                pipe, loaded.adapters, wanted,
+                editing=lambda: adapter_editing(pipe, loaded.profile, loaded.compute_dtype),
+                max_loaded=self.config.max_loaded_loras,
+            )  # fmt: skip
+
+        if not loaded.spec.compile:
+            sync(task.wanted)
+            return None
+        return prepare_compiled(
+            pipe, loaded.fusion, task.plan, task.wanted, can_fuse=can_fuse(loaded.profile), sync=sync
+        )
 
 
 def _report(on_progress: ProgressFn | None, stage: str, step: int, total: int) -> None:
@@ -362,46 +381,3 @@ def _cleanup_after_failure(loaded: LoadedPipeline) -> None:
         except Exception:  # cleanup must not hide the original error
             log.warning("maybe_free_model_hooks failed during cleanup", exc_info=True)
     free_device_memory()
-
-
-def _run_pipeline(
-    loaded: LoadedPipeline,
-    request: GenerationRequest,
-    preset: Preset,
-    task: planning.TaskPlan,
-    callback: StepCallback,
-) -> tuple[np.ndarray, float, float | None]:
-    import torch
-
-    pipe = loaded.pipe
-    if loaded.spec.two_experts:
-        pipe.register_to_config(boundary_ratio=task.boundary_ratio)
-    kwargs = get_family(loaded.spec.family).call_kwargs(request)
-    kwargs.update(planning.prompt_kwargs(pipe, request, preset, task.plan, MAX_SEQUENCE_LENGTH))
-    if task.plan.guidance_scale_2 is not None:
-        kwargs["guidance_scale_2"] = task.plan.guidance_scale_2
-    on_cuda = loaded.spec.device_type == "cuda"
-    if on_cuda:
-        torch.cuda.reset_peak_memory_stats()
-    callback.start(pipe)
-    started = time.perf_counter()
-    output = pipe(
-        height=request.height,
-        width=request.width,
-        num_frames=request.num_frames,
-        num_inference_steps=len(task.plan.steps),
-        guidance_scale=task.plan.guidance_scale,
-        generator=torch.Generator("cpu").manual_seed(request.seed),
-        output_type="np",
-        max_sequence_length=MAX_SEQUENCE_LENGTH,
-        callback_on_step_end=callback,
-        callback_on_step_end_tensor_inputs=[],
-        **kwargs,
-    )
-    call_s = time.perf_counter() - started
-    peak_mb = torch.cuda.max_memory_allocated() / 2**20 if on_cuda else None
-    frames = (np.clip(output.frames[0], 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    expected = (request.num_frames, request.height, request.width, 3)
-    if frames.shape != expected:
-        raise HeadlessWanError(f"pipeline returned frames shaped {frames.shape}, expected {expected}")
-    return frames, call_s, peak_mb

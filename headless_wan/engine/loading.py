@@ -14,6 +14,7 @@ from typing import Any
 from headless_wan.engine import attention, tiny
 from headless_wan.engine.compile import compile_experts
 from headless_wan.engine.families import get_family
+from headless_wan.engine.lora_fusion import FusionState
 from headless_wan.engine.loras import AdapterState, WantedAdapter, sync_adapters
 from headless_wan.engine.presets import BUILTIN_PREFIX
 from headless_wan.engine.profiles import (
@@ -41,6 +42,10 @@ class LoadedPipeline:
     """Planned timesteps per (solver, shift, steps): building a probe scheduler costs milliseconds."""
     attention_backend: str = "native"
     """The backend `HW_ATTENTION` resolved to (engine/attention.py)."""
+    fusion: FusionState = field(default_factory=FusionState)
+    """LoRAs fused into the experts of a compiled pipeline (engine/lora_fusion.py)."""
+    warmup_s: float | None = None
+    """Seconds the compile warm-up at load took (None: not compiled)."""
 
 
 def load_pipeline(

@@ -10,7 +10,9 @@ LoRAs that later tasks add go through `adapter_editing`, which restores the stat
 the edit: diffusers itself removes and re-applies offload hooks around `load_lora_weights`; for fp8
 casting we lift the cast weights back to the compute dtype (exact: fp8 values are representable),
 add the adapters, and store the weights in fp8 again. The result equals loading in the documented
-order (a test compares them bit for bit).
+order (a test compares them bit for bit). With `fp8_scaled` (torchao) later LoRAs are unfused
+adapters over the quantized base (never merged into it): also equal to the documented order,
+since quantization skips the adapters' own matrices.
 
 Model and sequential offload need an accelerator (`enable_model_cpu_offload requires accelerator`
 on a CPU-only machine); asking for them on a CPU is a configuration error.
@@ -146,12 +148,9 @@ def _apply_vae_settings(pipe: Any, profile: MemoryProfile) -> None:
 @contextlib.contextmanager
 def adapter_editing(pipe: Any, profile: MemoryProfile, compute_dtype: Any) -> Iterator[None]:
     """Adapters may be added or deleted inside; see the module docstring."""
-    if profile.fp8_scaled:
-        raise ConfigError(
-            "memory profile 'fp8_scaled' cannot change LoRAs on a loaded pipeline yet (the weights are "
-            "quantized); use one LoRA set per worker or the 'fp8' profile"
-        )
     if not profile.fp8_transformer:
+        # fp8_scaled too: a new adapter wraps the quantized Linear and keeps its own matrices in
+        # the compute dtype (quantization ran once, at load); the fp8 base is never lifted.
         yield  # diffusers lifts and re-applies offload hooks around LoRA loading itself
         return
     import torch

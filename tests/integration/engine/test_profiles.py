@@ -38,7 +38,14 @@ def test_fp8_and_group_offload_keep_their_settings(make_engine) -> None:
     assert any(p.dtype.is_floating_point and p.element_size() == 1 for p in transformer.parameters())
     grouped = make_engine(memory_profile="group_offload")
     grouped.generate(tiny_request())
-    assert grouped._cache.current.pipe.vae.use_tiling
+    pipe = grouped._cache.current.pipe
+    assert pipe.vae.use_tiling
+    # The VAE is excluded from group offloading (it decodes once per task, on the device).
+    from diffusers.hooks.group_offloading import _is_group_offload_enabled
+
+    assert _is_group_offload_enabled(pipe.transformer) and _is_group_offload_enabled(pipe.text_encoder)
+    assert not _is_group_offload_enabled(pipe.vae)
+    assert not any(getattr(m, "_diffusers_hook", None) for m in pipe.vae.modules())
 
 
 @pytest.mark.parametrize("profile", ["model_offload", "sequential"])
