@@ -305,8 +305,7 @@ class Engine:
         prepared = self.prepare_image(request, on_progress=on_progress, fetch=fetch)
         loaded = prepared.loaded
         try:
-            self._activate_adapters(loaded, imaging.wanted_adapters(prepared.loras))
-            imaging.set_lora_weights(loaded, prepared.loras)
+            imaging.activate_loras(loaded, prepared.loras, max_loaded=self.config.max_loaded_loras)
             image, settings = imaging.run_image(
                 loaded, get_family(prepared.preset.family), request, prepared.preset,
                 on_progress=on_progress, cancel_check=cancel_check, loras=prepared.loras,

@@ -29,8 +29,10 @@ from headless_wan.engine.loras import (
     redact,
     resolve_lora_file,
     set_adapter_weights,
+    sync_adapters,
 )
 from headless_wan.engine.presets import Preset
+from headless_wan.engine.profiles import adapter_editing
 from headless_wan.errors import HeadlessWanError
 
 MAX_SEQUENCE_LENGTH = 512
@@ -78,10 +80,18 @@ def wanted_adapters(loras: Sequence[tuple[LoraSpec, Path]]) -> list[WantedAdapte
     ]
 
 
-def set_lora_weights(loaded: LoadedPipeline, loras: Sequence[tuple[LoraSpec, Path]]) -> None:
-    """Exactly this task's adapters active at their weights (none: LoRAs of earlier tasks off)."""
+def activate_loras(
+    loaded: LoadedPipeline, loras: Sequence[tuple[LoraSpec, Path]], *, max_loaded: int
+) -> None:
+    """Load this task's adapters (the video path's bookkeeping; image pipelines are never compiled)
+    and make exactly them active at their weights (none: LoRAs of earlier tasks off)."""
+    pipe = loaded.pipe
+    sync_adapters(
+        pipe, loaded.adapters, wanted_adapters(loras),
+        editing=lambda: adapter_editing(pipe, loaded.profile, loaded.compute_dtype), max_loaded=max_loaded,
+    )  # fmt: skip
     weights = {adapter_name(spec.source): lora_weight(spec) for spec, _ in loras}
-    set_adapter_weights(loaded.pipe, loaded.adapters, weights)
+    set_adapter_weights(pipe, loaded.adapters, weights)
 
 
 def run_image(
