@@ -2,8 +2,8 @@
 
 Payload shapes: reigh-app `create-task/resolvers/joinClips.ts` (`orchestrator_details` of a
 `join_clips_orchestrator`) and the predecessor's `inpaint_frames`. The children's params are this worker's
-own (`JoinSegmentParams`, `JoinStitchParams`) plus the link fields Reigh reads (`orchestrator_task_id_ref`,
-`orchestrator_run_id`, `run_id`, `join_index`, `is_first_join`, `is_last_join`, `full_orchestrator_payload`).
+own (`JoinSegmentParams`, `JoinStitchParams`) plus the link fields Reigh reads (`RunLinks`, `join_index`,
+`is_first_join`, `is_last_join`, `full_orchestrator_payload`).
 """
 
 from __future__ import annotations
@@ -42,27 +42,6 @@ class BridgeGeneration(BaseModel):
         return tuple((source, str(strength)) for source, strength in self.additional_loras.items())
 
 
-class ClipRef(BaseModel):
-    model_config = _FROZEN
-
-    url: str = Field(min_length=1)
-    name: str | None = None
-
-
-class JoinOverride(BaseModel):
-    """One entry of `per_join_settings` (every field optional; unset = the run's value)."""
-
-    model_config = _FROZEN
-
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    gap_frame_count: int | None = None
-    context_frame_count: int | None = None
-    replace_mode: bool | None = None
-    seed: int | None = Field(None, ge=-1)
-    additional_loras: dict[str, Any] | None = None
-
-
 def _size_pair(value: Any) -> Any:
     """`[w, h]` (the app) or "WxH" (the worker's own children)."""
     if isinstance(value, str) and "x" in value.lower():
@@ -71,7 +50,57 @@ def _size_pair(value: Any) -> Any:
     return value
 
 
-class JoinDetails(BridgeGeneration):
+class Sized(BaseModel):
+    """An optional `resolution`, as the app sends it (`[w, h]`) or "WxH"."""
+
+    model_config = _FROZEN
+
+    resolution: tuple[int, int] | None = None
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _resolution(cls, value: Any) -> Any:
+        return _size_pair(value)
+
+
+class RunLinks(BaseModel):
+    """The fields Reigh reads on a child to find its run (every join/edit child carries them)."""
+
+    model_config = _FROZEN
+
+    orchestrator_task_id_ref: str | None = None
+    orchestrator_run_id: str | None = None
+    run_id: str | None = None
+    project_id: str | None = None
+    parent_generation_id: str | None = None
+    shot_id: str | None = None
+
+
+class ClipRef(BaseModel):
+    model_config = _FROZEN
+
+    url: str = Field(min_length=1)
+    name: str | None = None
+
+
+class JoinOverride(Sized):
+    """One entry of `per_join_settings`; every field optional (unset: the run's value). These are the
+    keys the app's resolver (`buildJoinOverrideRecord`) can carry; its `priority` is the queue's, not ours."""
+
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    gap_frame_count: int | None = None
+    context_frame_count: int | None = None
+    replace_mode: bool | None = None
+    seed: int | None = Field(None, ge=-1)
+    additional_loras: dict[str, Any] | None = None
+    model: str | None = Field(None, validation_alias=AliasChoices("model", "model_name"))
+    num_inference_steps: int | None = Field(None, ge=1, le=200)
+    guidance_scale: float | None = Field(None, ge=0, le=30)
+    fps: int | None = Field(None, ge=1, le=120)
+
+
+class JoinDetails(BridgeGeneration, Sized):
     """`orchestrator_details` of a `join_clips_orchestrator`."""
 
     clip_list: tuple[ClipRef, ...] = ()
@@ -81,19 +110,14 @@ class JoinDetails(BridgeGeneration):
     gap_frame_count: int = 53
     replace_mode: bool = True
     per_join_settings: tuple[JoinOverride, ...] = ()
-    resolution: tuple[int, int] | None = None
     fps: int | None = Field(None, ge=1, le=120)
     use_input_video_resolution: bool = False
     use_input_video_fps: bool = False
     audio_url: str | None = None
     loop_first_clip: bool = False
+    """The app's "Loop first clip": clip_list[0], a bridge, then clip_list[0] reversed."""
     parent_generation_id: str | None = None
     shot_id: str | None = None
-
-    @field_validator("resolution", mode="before")
-    @classmethod
-    def _resolution(cls, value: Any) -> Any:
-        return _size_pair(value)
 
 
 class JoinOrchestratorParams(BaseModel):
@@ -116,11 +140,12 @@ class BridgeNumbers(BaseModel):
     gap: int = Field(ge=1)
     context_after: int = Field(ge=0)
     b_context_start: int = Field(ge=0)
+    """Index in clip B (as played: reversed when `ending_reversed`) of the guide's first frame after the gap."""
     padding: int = Field(0, ge=0)
     """Grey frames generated after the context and discarded (an edit whose contexts cannot absorb 4n+1)."""
 
 
-class JoinSegmentParams(BridgeGeneration):
+class JoinSegmentParams(BridgeGeneration, RunLinks):
     """`join_clips_segment`: one bridge between two clips."""
 
     join_index: int = Field(ge=0)
@@ -128,6 +153,8 @@ class JoinSegmentParams(BridgeGeneration):
     is_last_join: bool = False
     starting_video_path: str = Field(min_length=1)
     ending_video_path: str = Field(min_length=1)
+    ending_reversed: bool = False
+    """Clip B is played backwards (`loop_first_clip`)."""
     width: int = Field(ge=16)
     height: int = Field(ge=16)
     fps: float = Field(gt=0, le=120)
@@ -136,12 +163,6 @@ class JoinSegmentParams(BridgeGeneration):
     fill: bool = True
     """Centre-crop clips to the size's aspect ratio (False: an edit's own source, only resized)."""
     bridge: BridgeNumbers
-    orchestrator_task_id_ref: str | None = None
-    orchestrator_run_id: str | None = None
-    run_id: str | None = None
-    project_id: str | None = None
-    parent_generation_id: str | None = None
-    shot_id: str | None = None
     full_orchestrator_payload: dict[str, Any] = Field(default_factory=dict)
     """The orchestrator's details as the app sent them (Reigh's completion reads the run from here)."""
 
@@ -152,17 +173,20 @@ class StitchClip(BaseModel):
     url: str = Field(min_length=1)
     start: int = Field(ge=0)
     end: int = Field(ge=0)
+    """`[start, end)` of the clip as played (reversed first when `reversed`)."""
+    reversed: bool = False
 
 
-class JoinStitchParams(BaseModel):
+class JoinStitchParams(RunLinks):
     """`join_final_stitch`: the clips' kept spans and the joins' generated gaps, in order."""
-
-    model_config = _FROZEN
 
     clips: tuple[StitchClip, ...]
     join_task_ids: tuple[str, ...]
     gap_offsets: tuple[tuple[int, int], ...]
     """Per join: (first gap frame in the join's output, gap length)."""
+    replaced: tuple[tuple[int, int], ...] = ()
+    """Per join: (frames the gap took from clip A's end, from clip B's start); the clips' own audio
+    is kept under a gap that replaced exactly its length (handlers.bridge_audio)."""
     width: int = Field(ge=16)
     height: int = Field(ge=16)
     fps: float = Field(gt=0, le=120)
@@ -170,14 +194,9 @@ class JoinStitchParams(BaseModel):
     fill: bool = True
     expected_frames: int = Field(ge=1)
     audio_url: str | None = None
+    """Muxed over the whole output; unset: the clips' own audio (when they have any)."""
     audio_optional: bool = False
-    """True: `audio_url` is the edited source, whose audio is kept only when it has some."""
-    orchestrator_task_id_ref: str | None = None
-    orchestrator_run_id: str | None = None
-    run_id: str | None = None
-    project_id: str | None = None
-    parent_generation_id: str | None = None
-    shot_id: str | None = None
+    """True: `audio_url` may have no audio track (children queued before `replaced` existed)."""
 
 
 class PortionParam(BaseModel):
@@ -192,21 +211,15 @@ class PortionParam(BaseModel):
     prompt: str | None = None
 
 
-class EditDetails(BridgeGeneration):
+class EditDetails(BridgeGeneration, Sized):
     """`orchestrator_details` of an `edit_video_orchestrator` (the app's video edit payload)."""
 
     source_video_url: str = Field(min_length=1)
     portions_to_regenerate: tuple[PortionParam, ...] = ()
     context_frame_count: int = 8
-    resolution: tuple[int, int] | None = None
     run_id: str | None = None
     parent_generation_id: str | None = None
     shot_id: str | None = None
-
-    @field_validator("resolution", mode="before")
-    @classmethod
-    def _resolution(cls, value: Any) -> Any:
-        return _size_pair(value)
 
 
 class EditOrchestratorParams(BaseModel):
@@ -217,7 +230,7 @@ class EditOrchestratorParams(BaseModel):
     project_id: str | None = None
 
 
-class InpaintFramesParams(BridgeGeneration):
+class InpaintFramesParams(BridgeGeneration, Sized):
     """`inpaint_frames`: regenerate `[inpaint_start_frame, inpaint_end_frame)` of one video."""
 
     video_path: str = Field(
@@ -226,12 +239,6 @@ class InpaintFramesParams(BridgeGeneration):
     inpaint_start_frame: int
     inpaint_end_frame: int
     context_frame_count: int = 8
-    resolution: tuple[int, int] | None = None
-
-    @field_validator("resolution", mode="before")
-    @classmethod
-    def _resolution(cls, value: Any) -> Any:
-        return _size_pair(value)
 
 
 def join_index_of(params: dict[str, Any]) -> int | None:

@@ -13,7 +13,7 @@ from headless_wan.domain.tasks import TaskResult
 from headless_wan.errors import HeadlessWanError, InputUnavailable, InvalidTaskParams, MediaError
 from headless_wan.handlers.base import TaskContext
 from headless_wan.handlers.travel_inputs import TravelConfig, fetch_input
-from headless_wan.media.bridge import mux_audio
+from headless_wan.media.audio import mux_audio
 from headless_wan.media.fetch import safe_filename
 from headless_wan.media.ffmpeg import probe
 from headless_wan.media.video_io import count_frames, write_thumbnail

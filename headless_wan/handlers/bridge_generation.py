@@ -62,6 +62,20 @@ class Conform:
     def source(self, path: Path, start: int, end: int) -> SourceSpan:
         return SourceSpan(path, start, end, fps=self.fps, fill=self.fill)
 
+    def played_span(self, path: Path, start: int, count: int, *, reverse: bool) -> list[np.ndarray]:
+        """`span`, with `start` counted in the clip as played (backwards when `reverse`)."""
+        if not reverse:
+            return self.span(path, start, count)
+        length = self.count(path)
+        return self.span(path, length - start - count, count)[::-1]
+
+    def played_source(self, path: Path, start: int, end: int, *, reverse: bool) -> SourceSpan:
+        """`source`, with `[start, end)` counted in the clip as played (backwards when `reverse`)."""
+        if not reverse:
+            return self.source(path, start, end)
+        length = self.count(path)
+        return SourceSpan(path, length - end, length - start, fps=self.fps, fill=self.fill, reverse=True)
+
 
 def fetch_video(
     source: str, folder: Path, config: JoinConfig, *, field: str, filename: str

@@ -15,36 +15,22 @@ from pydantic import BaseModel
 
 from headless_wan.domain.join_params import (
     EDIT_VIDEO_ORCHESTRATOR,
-    JOIN_CLIPS_SEGMENT,
-    JOIN_FINAL_STITCH,
     BridgeNumbers,
     EditOrchestratorParams,
     JoinSegmentParams,
     JoinStitchParams,
     StitchClip,
 )
-from headless_wan.domain.tasks import NewTask, TaskResult
+from headless_wan.domain.tasks import TaskResult
 from headless_wan.engine import parse_phase_config
 from headless_wan.handlers.base import TaskContext
 from headless_wan.handlers.bridge_generation import JoinConfig, bridge_size, check_vace, fetch_video
 from headless_wan.handlers.bridge_planning import WindowPlan, plan_portions
-from headless_wan.handlers.join_orchestrator import existing_slots
+from headless_wan.handlers.join_orchestrator import chain_children, run_links
 from headless_wan.handlers.segment_generation import SegmentEngine
 from headless_wan.media.video_io import count_frames
 
 _DETAILS = "orchestrator_details"
-
-
-def _links(ctx: TaskContext, params: EditOrchestratorParams, project_id: str | None) -> dict[str, Any]:
-    details = params.orchestrator_details
-    return {
-        "orchestrator_task_id_ref": ctx.task.id,
-        "orchestrator_run_id": details.run_id,
-        "run_id": details.run_id,
-        "project_id": project_id,
-        "parent_generation_id": params.parent_generation_id or details.parent_generation_id,
-        "shot_id": details.shot_id,
-    }
 
 
 class EditVideoOrchestratorHandler:
@@ -78,24 +64,16 @@ class EditVideoOrchestratorHandler:
             for p in details.portions_to_regenerate
             if p.prompt is not None
         }
-        existing = existing_slots(ctx.children.existing())
-        new: list[NewTask] = []
-        join_ids: list[str] = []
-        for index, window in enumerate(windows):
-            key = (JOIN_CLIPS_SEGMENT, index)
-            if key not in existing:
-                prompt = prompts.get((window.start, window.end), details.prompt)
-                body = self._segment(
-                    ctx, params, window, index, len(windows), (width, height), info.fps, prompt
-                )
-                depends = (join_ids[-1],) if join_ids else ()
-                task = NewTask(JOIN_CLIPS_SEGMENT, body, dependant_on=depends, project_id=project_id)
-                existing[key] = task.id
-                new.append(task)
-            join_ids.append(existing[key])
-        if (JOIN_FINAL_STITCH, None) not in existing:
-            body = self._stitch(ctx, params, windows, join_ids, (info.width, info.height), info.fps)
-            new.append(NewTask(JOIN_FINAL_STITCH, body, dependant_on=tuple(join_ids), project_id=project_id))
+        new = chain_children(
+            ctx.children.existing(),
+            len(windows),
+            lambda index: self._segment(
+                ctx, params, windows[index], index, len(windows), (width, height), info.fps,
+                prompts.get((windows[index].start, windows[index].end), details.prompt),
+            ),
+            lambda join_ids: self._stitch(ctx, params, windows, join_ids, (info.width, info.height), info.fps),
+            project_id,
+        )  # fmt: skip
         ctx.cancel.check()
         if new:
             ctx.children.enqueue(new)
@@ -135,7 +113,7 @@ class EditVideoOrchestratorHandler:
             starting_video_path=details.source_video_url, ending_video_path=details.source_video_url,
             width=size[0], height=size[1], fps=fps, conform_fps=False, fill=False, bridge=numbers,
             full_orchestrator_payload=dict(ctx.task.params.get(_DETAILS) or {}),
-            **_links(ctx, params, params.project_id or ctx.task.project_id),
+            **run_links(ctx, params, ctx.task.project_id or params.project_id or None),
         )  # fmt: skip
         return child.model_dump(mode="json")
 
@@ -156,9 +134,9 @@ class EditVideoOrchestratorHandler:
             clips=tuple(keepers),
             join_task_ids=tuple(join_ids),
             gap_offsets=tuple((w.context_before, w.gap) for w in windows),
+            replaced=tuple((w.end - w.start, 0) for w in windows),
             width=size[0], height=size[1], fps=fps, conform_fps=False, fill=False,
             expected_frames=sum(k.end - k.start for k in keepers) + sum(w.gap for w in windows),
-            audio_url=url, audio_optional=True,
-            **_links(ctx, params, params.project_id or ctx.task.project_id),
+            **run_links(ctx, params, ctx.task.project_id or params.project_id or None),
         )  # fmt: skip
         return child.model_dump(mode="json")

@@ -27,7 +27,8 @@ from headless_wan.handlers.bridge_generation import (
 from headless_wan.handlers.bridge_planning import plan_window
 from headless_wan.handlers.segment_generation import SegmentEngine
 from headless_wan.handlers.sidecar import write_sidecar
-from headless_wan.media.bridge import Generated, SourceSpan, assemble, bridge_guide, mux_audio, read_span
+from headless_wan.media.audio import mux_audio
+from headless_wan.media.bridge import Generated, SourceSpan, assemble, bridge_guide, read_span
 from headless_wan.media.fetch import safe_filename
 from headless_wan.media.video_io import count_frames, write_thumbnail
 
@@ -78,7 +79,7 @@ class InpaintFramesHandler:
         decoded = count_frames(output)
         if decoded != total:
             raise MediaError(f"inpainted video decodes to {decoded} frames, the source has {total}")
-        mux_audio(output, source)
+        mux_audio(output, source)  # the window replaces frames one for one: the timeline is the source's
         ctx.progress.report("encoding", total, total)
         thumbnail = write_thumbnail(output, ctx.workdir / f"{output.stem}_thumb.jpg")
         write_sidecar(ctx, output, result, task_model=params.model, extra={"fps": info.fps, "frames": total})

@@ -11,7 +11,8 @@ from headless_wan.handlers.bridge_generation import JoinConfig
 from headless_wan.handlers.edit_orchestrator import EditVideoOrchestratorHandler
 from headless_wan.handlers.inpaint_frames import InpaintFramesHandler
 from headless_wan.handlers.join_orchestrator import JoinClipsOrchestratorHandler
-from headless_wan.handlers.join_segment import JoinClipsSegmentHandler, JoinFinalStitchHandler
+from headless_wan.handlers.join_segment import JoinClipsSegmentHandler
+from headless_wan.handlers.join_stitch import JoinFinalStitchHandler
 
 __all__ = ["JoinConfig", "join_handlers"]
 

@@ -1,26 +1,18 @@
-"""`join_clips_segment` (one bridge between two clips) and `join_final_stitch` (the joined video).
+"""`join_clips_segment`: one bridge between two clips (the joined video is `join_stitch`'s).
 
 A segment reads only its context frames (clip A's end, clip B's start, through the run's conform
-filters), generates the bridge and stores all of it (context + gap + context: a viewable transition).
-The stitch streams each clip's kept span and each bridge's gap frames into one encode, checks the decoded
-length against the orchestrator's plan, and muxes `audio_url` when the run has one.
+filters; B backwards for a loop), generates the bridge and stores all of it (context + gap + context: a
+viewable transition) with its settings sidecar.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel
 
-from headless_wan.domain.join_params import (
-    JOIN_CLIPS_SEGMENT,
-    JOIN_FINAL_STITCH,
-    JoinSegmentParams,
-    JoinStitchParams,
-)
+from headless_wan.domain.join_params import JOIN_CLIPS_SEGMENT, JoinSegmentParams
 from headless_wan.domain.tasks import TaskResult
-from headless_wan.errors import InvalidTaskParams, MediaError
 from headless_wan.handlers.base import TaskContext
 from headless_wan.handlers.bridge_generation import (
     Conform,
@@ -31,10 +23,8 @@ from headless_wan.handlers.bridge_generation import (
 )
 from headless_wan.handlers.segment_generation import SegmentEngine, encode_segment
 from headless_wan.handlers.sidecar import write_sidecar
-from headless_wan.handlers.travel_inputs import completed_dependency, fetch_input, fetch_queue_output
-from headless_wan.media.bridge import Piece, SourceSpan, assemble, bridge_guide, mux_audio
+from headless_wan.media.bridge import bridge_guide
 from headless_wan.media.fetch import safe_filename
-from headless_wan.media.video_io import count_frames, write_thumbnail
 
 
 class JoinClipsSegmentHandler:
@@ -68,7 +58,9 @@ class JoinClipsSegmentHandler:
             params.ending_video_path, folder, self.config, field="ending_video_path", filename="clip_b.mp4"
         )
         before = conform.span(clip_a, numbers.a_context_start, numbers.context_before)
-        after = conform.span(clip_b, numbers.b_context_start, numbers.context_after)
+        after = conform.played_span(
+            clip_b, numbers.b_context_start, numbers.context_after, reverse=params.ending_reversed
+        )
         ctx.progress.report("fetching_inputs", 1, 1)
         guide = bridge_guide(before, numbers.gap, after, params.width, params.height, padding=numbers.padding)
         frames, result = generate_bridge(self.engine, ctx, params, guide, fetcher=self.config.fetcher)
@@ -81,69 +73,3 @@ class JoinClipsSegmentHandler:
         return TaskResult(
             output=output, thumbnail=thumbnail, metrics=dict(getattr(result, "metrics", {}) or {})
         )
-
-
-class JoinFinalStitchHandler:
-    """Input: `JoinStitchParams` (and each join's output through `ctx.lookup`). Output: the joined video
-    of exactly `expected_frames` frames and its thumbnail. Raises TransientError while a join is not
-    Complete, InputUnavailable, MediaError (a length other than the plan's)."""
-
-    task_type: ClassVar[str] = JOIN_FINAL_STITCH
-    params_model: ClassVar[type[BaseModel]] = JoinStitchParams
-
-    def __init__(self, config: JoinConfig) -> None:
-        self.config = config
-
-    def run(self, ctx: TaskContext, params: JoinStitchParams) -> TaskResult:
-        joins = len(params.clips) - 1
-        if len(params.join_task_ids) != joins or len(params.gap_offsets) != joins:
-            raise InvalidTaskParams(
-                f"join_task_ids/gap_offsets: {len(params.clips)} clips need {joins} join(s), "
-                f"got {len(params.join_task_ids)} and {len(params.gap_offsets)}"
-            )
-        folder = ctx.workdir / "inputs"
-        conform = Conform(
-            params.width, params.height, params.fps if params.conform_fps else None, params.fill
-        )
-        ctx.progress.report("fetching_inputs", 0, 1)
-        bridges = []
-        for index, task_id in enumerate(params.join_task_ids):
-            task = completed_dependency(ctx, task_id, what=f"join {index}")
-            bridges.append(
-                fetch_queue_output(
-                    task.output_location or "",
-                    folder,
-                    self.config.inputs,
-                    what=f"join {index} output",
-                    filename=f"join_{index}.mp4",
-                )
-            )
-        pieces: list[Piece] = []
-        fetched: dict[str, Path] = {}  # an edit's keepers all come from one source: fetch it once
-        for index, clip in enumerate(params.clips):
-            if clip.url not in fetched:
-                fetched[clip.url], _ = fetch_video(
-                    clip.url, folder, self.config, field=f"clips[{index}]", filename=f"clip_{index}.mp4"
-                )
-            pieces.append(conform.source(fetched[clip.url], clip.start, clip.end))
-            if index < joins:
-                offset, gap = params.gap_offsets[index]
-                pieces.append(SourceSpan(bridges[index], offset, offset + gap))
-        ctx.progress.report("fetching_inputs", 1, 1)
-        output = ctx.workdir / safe_filename(f"{ctx.task.id}.mp4", default="joined.mp4")
-        ctx.progress.report("encoding", 0, params.expected_frames)
-        assemble(pieces, output, params.width, params.height, params.fps)
-        decoded = count_frames(output)
-        if decoded != params.expected_frames:
-            raise MediaError(
-                f"joined video decodes to {decoded} frames, {params.expected_frames} were planned"
-            )
-        if params.audio_url:
-            audio = fetch_input(
-                params.audio_url, folder, self.config.inputs, field="audio_url", filename="audio"
-            )
-            if not mux_audio(output, audio) and not params.audio_optional:
-                raise MediaError("audio_url: the file has no audio track")
-        ctx.progress.report("encoding", decoded, decoded)
-        thumbnail = write_thumbnail(output, ctx.workdir / f"{output.stem}_thumb.jpg")
-        return TaskResult(output=output, thumbnail=thumbnail, metrics={"frames": float(decoded)})

@@ -10,7 +10,7 @@ import pytest
 from headless_wan.domain.tasks import NewTask, TaskStatus
 from headless_wan.errors import InvalidTaskParams
 from headless_wan.handlers.travel import TravelConfig, travel_handlers
-from headless_wan.media.bridge import has_audio
+from headless_wan.media.audio import has_audio
 from headless_wan.media.video_io import count_frames, read_frames
 from headless_wan.queue.memory import InMemoryQueue
 from headless_wan.storage.local import LocalStorage

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from headless_wan.errors import MediaError
+from headless_wan.media.audio import has_audio, mux_audio
 from headless_wan.media.bridge import (
     Generated,
     SourceSpan,
     assemble,
     bridge_guide,
-    has_audio,
-    mux_audio,
     read_span,
 )
 from headless_wan.media.guide import GUIDE_GREY
@@ -82,3 +81,43 @@ def test_audio_is_muxed_from_a_source_that_has_it(tmp_path: Path) -> None:
     assert mux_audio(silent, with_audio, offset_s=0.5) is True
     assert has_audio(silent)
     assert count_frames(silent) == 16  # the video stream was copied, not re-encoded or cut
+
+
+def test_a_reversed_span_is_written_last_frame_first_in_chunks(tmp_path: Path) -> None:
+    # 28 frames of distinct flat colours; [1, 27) backwards spans two 16-frame decode chunks.
+    path = tmp_path / "long.mp4"
+    encode_video(coloured_frames(28, 32, 48, base=60), path, 16)
+    decoded = read_frames(path)
+    out = tmp_path / "reversed.mp4"
+    assert assemble([SourceSpan(path, 1, 27, reverse=True)], out, 48, 32, 16) == 26
+    result = read_frames(out)
+    errors = np.abs(result[:, None].astype(int) - decoded[None].astype(int)).mean(axis=(2, 3, 4))
+    assert errors.argmin(axis=1).tolist() == list(range(26, 0, -1))  # each the nearest of the source's frames
+    assert errors.min(axis=1).max() < 3
+    with pytest.raises(MediaError, match=r"frames \[20, 35\) were needed, only 28 decode"):
+        assemble([SourceSpan(path, 20, 35, reverse=True)], tmp_path / "short.mp4", 48, 32, 16)
+
+
+def test_audio_spans_are_laid_end_to_end(tmp_path: Path) -> None:
+    from headless_wan.media.audio import AudioSpan, mux_audio_spans
+    from tests.integration.join.conftest import audio_samples, rms
+
+    tone = tmp_path / "tone.mp4"
+    encode_video(coloured_frames(16, 32, 48, base=1), tmp_path / "v.mp4", 16)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(tmp_path / "v.mp4"), "-f", "lavfi", "-i", "sine=duration=1",
+         "-c:v", "copy", "-c:a", "aac", str(tone)],
+        check=True,
+    )  # fmt: skip
+    video = tmp_path / "out.mp4"
+    encode_video(coloured_frames(48, 32, 48, base=9), video, 16)  # 3 s
+    silent = tmp_path / "silent.mp4"
+    encode_video(coloured_frames(16, 32, 48, base=5), silent, 16)
+    assert mux_audio_spans(video, [AudioSpan(silent, 0, 3)]) is False
+    spans = [AudioSpan(tone, 0.5, 0.5), AudioSpan(None, 0, 1), AudioSpan(tone, 0.5, 1.5)]
+    assert mux_audio_spans(video, spans) is True
+    samples = audio_samples(video)
+    assert abs(len(samples) / 48000 - 3.0) < 0.05 and count_frames(video) == 48
+    # tone, silence, then the tone's last half second padded with silence to the span's 1.5 s
+    assert rms(samples, 0.05, 0.45) > 0.05 and rms(samples, 0.55, 1.45) < 0.005
+    assert rms(samples, 1.55, 1.95) > 0.05 and rms(samples, 2.1, 2.9) < 0.005

@@ -3,6 +3,8 @@ exact decoded frame counts, and the kept frames are the source's (PSNR ≥ 35 dB
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,14 @@ from tests.integration.join.conftest import psnr
 pytestmark = pytest.mark.slow
 
 CONFIG = JoinConfig(inputs=TravelConfig(allow_local_inputs=True), max_join_clips=8)
+SIZE = 32
+"""Frames of these runs (32x32: 2x2 latent tokens, the smallest the tiny model takes; kept-frame PSNR
+does not depend on the size)."""
+
+
+@pytest.fixture
+def make_clip(make_clip: Callable[..., Path]) -> Callable[..., Path]:
+    return functools.partial(make_clip, width=SIZE, height=SIZE)
 
 
 @pytest.fixture
@@ -35,7 +45,7 @@ def join_payload(clips: list[Path], **details: object) -> dict:
         "gap_frame_count": 9,
         "replace_mode": True,
         "prompt": "a smooth transition",
-        "num_inference_steps": 2,
+        "num_inference_steps": 1,
         "seed": 5,
         "fps": 16,
     }
@@ -83,8 +93,8 @@ def test_join_three_clips_replace_mode_exact_length_and_kept_frames(
 def test_join_insert_mode_with_fps_conversion_and_crop(
     queue: InMemoryQueue, tmp_path: Path, tiny_engine, make_clip
 ) -> None:
-    # 32 fps clips resampled to 16 fps; the second clip is wider and gets centre-cropped to 64x64.
-    clips = [make_clip("a.mp4", 30, seed=1, fps=32), make_clip("b.mp4", 30, seed=2, fps=32, width=96)]
+    # 32 fps clips resampled to 16 fps; the second clip is wider and gets centre-cropped to 32x32.
+    clips = [make_clip("a.mp4", 30, seed=1, fps=32), make_clip("b.mp4", 30, seed=2, fps=32, width=48)]
     payload = join_payload(clips, replace_mode=False, gap_frame_count=6)
     orchestrator_id = queue.enqueue(NewTask("join_clips_orchestrator", payload, project_id=PROJECT))
     drain(queue, join_handlers(tiny_engine, CONFIG), tmp_path / "work")
@@ -94,7 +104,27 @@ def test_join_insert_mode_with_fps_conversion_and_crop(
     assert plan.bridges[0].gap == 5  # 4 + 6 + 4 = 14 → 13
     final = Path(orchestrator.output_location or "")
     assert count_frames(final) == plan.output_frames == 35
-    assert read_frames(final).shape[1:3] == (64, 64)
+    assert read_frames(final).shape[1:3] == (SIZE, SIZE)
+
+
+def test_loop_first_clip_on_the_tiny_model(
+    queue: InMemoryQueue, tmp_path: Path, tiny_engine, make_clip
+) -> None:
+    # The app's loop payload: its one clip twice and loop_first_clip.
+    clip = make_clip("loop.mp4", 13, seed=6)
+    payload = join_payload([clip, clip], loop_first_clip=True, context_frame_count=2, gap_frame_count=5)
+    orchestrator_id = queue.enqueue(NewTask("join_clips_orchestrator", payload, project_id=PROJECT))
+    drain(queue, join_handlers(tiny_engine, CONFIG), tmp_path / "work")
+    orchestrator = queue.get(orchestrator_id)
+    assert orchestrator is not None and orchestrator.status is TaskStatus.COMPLETE, orchestrator
+    plan = plan_chain([13, 13], [JoinSpec(2, 5, True)])
+    (head, tail), bridge = plan.spans, plan.bridges[0]
+    assert (plan.output_frames, bridge.total) == (26, 9)
+    joined, source = read_frames(Path(orchestrator.output_location or "")), read_frames(clip)
+    assert len(joined) == 26
+    assert psnr(joined[: head.frames], source[head.start : head.end]) >= 35
+    assert psnr(joined[-tail.frames :], source[::-1][tail.start : tail.end]) >= 35
+    assert psnr(joined[head.frames : head.frames + bridge.gap], source[-bridge.gap :]) < 30  # generated
 
 
 def test_inpaint_keeps_the_length_and_the_frames_outside_the_window(
@@ -103,7 +133,7 @@ def test_inpaint_keeps_the_length_and_the_frames_outside_the_window(
     source = make_clip("source.mp4", 33, seed=3)
     params = {
         "video_path": str(source), "inpaint_start_frame": 10, "inpaint_end_frame": 20,
-        "context_frame_count": 4, "prompt": "fix it", "num_inference_steps": 2, "seed": 1,
+        "context_frame_count": 4, "prompt": "fix it", "num_inference_steps": 1, "seed": 1,
     }  # fmt: skip
     task_id = queue.enqueue(NewTask("inpaint_frames", params, project_id=PROJECT))
     drain(queue, join_handlers(tiny_engine, CONFIG), tmp_path / "work")
@@ -203,7 +233,7 @@ def test_edit_video_regenerates_only_the_portions_and_keeps_the_audio(
     import subprocess
 
     from headless_wan.handlers.bridge_planning import plan_portions
-    from headless_wan.media.bridge import has_audio
+    from headless_wan.media.audio import has_audio
 
     silent = make_clip("silent.mp4", 41, seed=4)
     source = tmp_path / "source_with_audio.mp4"
@@ -214,7 +244,7 @@ def test_edit_video_regenerates_only_the_portions_and_keeps_the_audio(
     )  # fmt: skip
     details = {
         "source_video_url": str(source), "run_id": "run-edit-1", "context_frame_count": 4, "seed": 2,
-        "num_inference_steps": 2, "prompt": "edit",
+        "num_inference_steps": 1, "prompt": "edit",
         "portions_to_regenerate": [
             {"start_frame": 25, "end_frame": 30, "gap_frame_count": 9, "prompt": "second"},
             {"start_frame": 5, "end_frame": 12},
