@@ -7,6 +7,7 @@ The Reigh deployment names (`SUPABASE_URL`, `SUPABASE_SERVICE_ROLE_KEY`, `WORKER
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from pathlib import Path
@@ -17,7 +18,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 QueueBackend = Literal["sqlite", "reigh", "postgres"]
 # Tasks with no GPU work get short limits, so a hung download or planner does not hold a worker.
-DEFAULT_TASK_TIMEOUTS = {"travel_orchestrator": 600.0, "image-generation": 1800.0, "wan_2_2_t2i": 1800.0}
+_QWEN_IMAGE_TYPES = ("qwen_image", "qwen_image_2512", "qwen_image_style", "qwen_image_edit", "image_inpaint",
+                     "annotated_image_edit")  # fmt: skip
+# One still image: Z-Image Turbo loads and runs in minutes; a 20B Qwen model's cold load from the hub dominates.
+DEFAULT_TASK_TIMEOUTS = {
+    "travel_orchestrator": 600.0,
+    "image-generation": 1800.0,
+    "wan_2_2_t2i": 1800.0,
+    "z_image_turbo": 900.0,
+    "z_image_turbo_i2i": 900.0,
+    **dict.fromkeys(_QWEN_IMAGE_TYPES, 1800.0),
+}
 
 
 def _env(name: str) -> AliasChoices:
@@ -213,7 +224,8 @@ class Settings(BaseSettings):
     task_timeouts: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_TASK_TIMEOUTS),
         description="Per task type time limits overriding task_timeout_s, JSON; default "
-        '{"travel_orchestrator": 600, "image-generation": 1800, "wan_2_2_t2i": 1800}.',
+        + json.dumps({name: int(limit) for name, limit in DEFAULT_TASK_TIMEOUTS.items()})
+        + ".",
     )
     finish_budget_s: float = Field(
         300.0,

@@ -1,4 +1,4 @@
-"""Typed params of the image task types (Z-Image family); the only place their wire keys are spelled.
+"""Typed params of the image task types (Z-Image, Qwen-Image); the only place their wire keys are spelled.
 
 The app's payloads (reigh-app `create-task/resolvers/imageGeneration.ts`, `zImageTurboI2I.ts`):
 text-to-image sends `model` ("z-image"), `prompt`, `resolution` "WxH", `seed`, `steps`,
@@ -54,10 +54,11 @@ class ImageTaskParams(BaseModel):
         match = _RESOLUTION.match(self.resolution or "")
         return (int(match.group(1)), int(match.group(2))) if match else None
 
-    def lora_sources(self) -> list[str]:
-        """Every LoRA the task names (`loras` entries by path/url, `additional_loras` keys)."""
-        sources = [_lora_source(item) for item in self.loras]
-        return [*sources, *self.additional_loras]
+    def lora_weights(self) -> list[tuple[str, Any]]:
+        """Every LoRA the task names with its weight: `loras` entries `{path|url, scale|strength}`
+        (1.0 when absent), then `additional_loras` `{source: weight}`. Weights are checked by the engine."""
+        pairs = [(_lora_source(item), _lora_weight(item)) for item in self.loras]
+        return [*pairs, *self.additional_loras.items()]
 
     @property
     def suffix(self) -> str:
@@ -70,6 +71,14 @@ class ImageToImageParams(ImageTaskParams):
     image: str = Field(validation_alias=AliasChoices("image", "image_url"), min_length=1)
     strength: float | None = Field(None, validation_alias=AliasChoices("strength", "denoising_strength"))
     """0 < strength <= 1 (checked by the engine, naming the field); None = the family's default."""
+
+
+def _lora_weight(item: Any) -> Any:
+    if isinstance(item, dict):
+        for key in ("strength", "scale", "multiplier", "weight"):
+            if item.get(key) is not None:
+                return item[key]
+    return 1.0
 
 
 def _lora_source(item: Any) -> str:

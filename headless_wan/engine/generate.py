@@ -256,15 +256,19 @@ class Engine:
             raise InvalidTaskParams(
                 f"model: {asked.name} is a {asked.family} video model, not an image model"
             )
-        validate_image_request(request, max_pixels=min(preset.max_pixels, asked.max_pixels))
+        limit, loras_ok = min(preset.max_pixels, asked.max_pixels), getattr(family, "supports_loras", False)
+        validate_image_request(request, max_pixels=limit, loras_supported=loras_ok)
         family.check_image(request, asked)
         self.memory_profile(preset)
         return preset
 
-    def prepare_image(self, request: ImageRequest, *, on_progress: ProgressFn | None = None) -> Prepared:
-        """Validate and make the image model resident; the cache is the video models' own, so
-        loading it releases a resident video pipeline (and the other way round)."""
+    def prepare_image(
+        self, request: ImageRequest, *, on_progress: ProgressFn | None = None, fetch: FetchFn | None = None
+    ) -> Prepared:
+        """Validate, fetch LoRAs and make the image model resident; the cache is the video models'
+        own, so loading it releases a resident video pipeline (and the other way round)."""
         preset = self.validate_image(request)
+        loras = imaging.lora_files(preset, request, self.config, fetch)
         profile = self.memory_profile(preset)
         spec = pipeline_spec(
             preset, device=self.device, memory_profile=profile.name,
@@ -286,7 +290,7 @@ class Engine:
             raise translated from exc
         if cold:
             _report(on_progress, "loading_model", 1, 1)
-        return Prepared(preset, profile, hit.value, (), hit.load_s, hit.reused)
+        return Prepared(preset, profile, hit.value, loras, hit.load_s, hit.reused)
 
     def generate_image(
         self,
@@ -294,18 +298,20 @@ class Engine:
         *,
         on_progress: ProgressFn | None = None,
         cancel_check: CancelCheck | None = None,
+        fetch: FetchFn | None = None,
     ) -> GenerationResult:
         """One image; `frames` holds it as (1, height, width, 3) uint8."""
         started = time.perf_counter()
-        prepared = self.prepare_image(request, on_progress=on_progress)
-        family = get_family(prepared.preset.family)
+        prepared = self.prepare_image(request, on_progress=on_progress, fetch=fetch)
+        loaded = prepared.loaded
         try:
+            imaging.activate_loras(loaded, prepared.loras, max_loaded=self.config.max_loaded_loras)
             image, settings = imaging.run_image(
-                prepared.loaded, family, request, prepared.preset,
-                on_progress=on_progress, cancel_check=cancel_check,
+                loaded, get_family(prepared.preset.family), request, prepared.preset,
+                on_progress=on_progress, cancel_check=cancel_check, loras=prepared.loras,
             )  # fmt: skip
         except Exception as exc:
-            _cleanup_after_failure(prepared.loaded)
+            _cleanup_after_failure(loaded)
             translated = imaging.translated_error(exc, request, prepared.profile.name)
             if translated is exc:
                 raise

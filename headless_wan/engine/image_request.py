@@ -7,8 +7,9 @@ Image families (`engine/families/zimage.py`) take this typed request instead of 
   within the preset's pixel budget;
 - `image` (image-to-image): a PIL image; `strength` in (0, 1] says how much of it is re-noised
   (1 = nothing of the input survives; 0 would run no step at all, so it is refused);
-- seed, steps and guidance within range. LoRAs are not supported on image families yet: a request
-  that names one fails by name rather than silently running without it.
+- seed, steps and guidance within range;
+- `loras`: one plain weight each (no phase grammar: an image has one pass), on a family that loads
+  LoRAs (`supports_loras`: Qwen, Qwen edit, Z-Image); elsewhere a LoRA fails by name rather than silently running without it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class ImageRequest:
     loras: tuple[LoraSpec, ...] = ()
 
 
-def validate_image_request(request: ImageRequest, *, max_pixels: int) -> None:
+def validate_image_request(request: ImageRequest, *, max_pixels: int, loras_supported: bool = False) -> None:
     """Raise `InvalidTaskParams` naming the field for the first broken rule."""
     for field, value in (("width", request.width), ("height", request.height)):
         if not _is_int(value) or value < SIZE_MULTIPLE or value % SIZE_MULTIPLE:
@@ -62,10 +63,25 @@ def validate_image_request(request: ImageRequest, *, max_pixels: int) -> None:
     if scale is not None and not _in_range(scale, 0.0, MAX_GUIDANCE):
         raise InvalidTaskParams(f"guidance_scale: must be a number in [0, {MAX_GUIDANCE}] (got {scale!r})")
     _check_image_input(request)
-    if request.loras:
+    if request.loras and not loras_supported:
         raise InvalidTaskParams(
-            f"loras: LoRAs are not supported on image models yet ({len(request.loras)} given)"
+            f"loras: LoRAs are not supported on this image model ({len(request.loras)} given)"
         )
+    for spec in request.loras:
+        lora_weight(spec)
+
+
+def lora_weight(spec: LoraSpec) -> float:
+    """The one weight of an image LoRA (raises `InvalidTaskParams` naming the LoRA)."""
+    try:
+        weight = float(spec.multiplier)
+    except (TypeError, ValueError):
+        raise InvalidTaskParams(
+            f"loras: {spec.source!r} has weight {spec.multiplier!r}; an image LoRA takes one number"
+        ) from None
+    if not -10.0 <= weight <= 10.0:
+        raise InvalidTaskParams(f"loras: {spec.source!r} weight {weight} is outside [-10, 10]")
+    return weight
 
 
 def _check_image_input(request: ImageRequest) -> None:

@@ -9,16 +9,30 @@ pipeline view and conditioning, the step callback reports progress and raises on
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from headless_wan.engine.callbacks import CancelCheck, ProgressFn, check_cancelled
+from headless_wan.engine.config import EngineConfig
 from headless_wan.engine.device import classify_device_error
-from headless_wan.engine.image_request import ImageRequest
+from headless_wan.engine.image_request import ImageRequest, lora_weight
 from headless_wan.engine.loading import LoadedPipeline
+from headless_wan.engine.loras import (
+    FetchFn,
+    LoraSpec,
+    WantedAdapter,
+    adapter_name,
+    normalise_source,
+    redact,
+    resolve_lora_file,
+    set_adapter_weights,
+    sync_adapters,
+)
 from headless_wan.engine.presets import Preset
+from headless_wan.engine.profiles import adapter_editing
 from headless_wan.errors import HeadlessWanError
 
 MAX_SEQUENCE_LENGTH = 512
@@ -41,6 +55,45 @@ class _ImageStepCallback:
         return {}
 
 
+def unique_loras(preset_loras: Sequence[Any], task_loras: Sequence[LoraSpec]) -> list[LoraSpec]:
+    """The preset's LoRAs, then the task's; one entry per source (a later one re-weights an earlier
+    one, so a task can re-weight or zero a preset LoRA, as for video)."""
+    specs = [LoraSpec(item.source, item.multiplier) for item in preset_loras] + list(task_loras)
+    return list({normalise_source(spec.source): spec for spec in specs}.values())
+
+
+def lora_files(
+    preset: Preset, request: ImageRequest, config: EngineConfig, fetch: FetchFn | None
+) -> tuple[tuple[LoraSpec, Path], ...]:
+    """Local files of the preset's and the task's LoRAs (URLs downloaded once into the cache)."""
+    return tuple(
+        (spec, resolve_lora_file(spec.source, config.lora_cache_dir, fetch=fetch,
+                                 max_mb=config.lora_max_mb, timeout_s=config.lora_timeout_s))
+        for spec in unique_loras(preset.loras, request.loras)
+    )  # fmt: skip
+
+
+def wanted_adapters(loras: Sequence[tuple[LoraSpec, Path]]) -> list[WantedAdapter]:
+    # Image families have one denoiser: every adapter goes into `transformer`.
+    return [
+        WantedAdapter(adapter_name(spec.source), path, frozenset({"transformer"})) for spec, path in loras
+    ]
+
+
+def activate_loras(
+    loaded: LoadedPipeline, loras: Sequence[tuple[LoraSpec, Path]], *, max_loaded: int
+) -> None:
+    """Load this task's adapters (the video path's bookkeeping; image pipelines are never compiled)
+    and make exactly them active at their weights (none: LoRAs of earlier tasks off)."""
+    pipe = loaded.pipe
+    sync_adapters(
+        pipe, loaded.adapters, wanted_adapters(loras),
+        editing=lambda: adapter_editing(pipe, loaded.profile, loaded.compute_dtype), max_loaded=max_loaded,
+    )  # fmt: skip
+    weights = {adapter_name(spec.source): lora_weight(spec) for spec, _ in loras}
+    set_adapter_weights(pipe, loaded.adapters, weights)
+
+
 def run_image(
     loaded: LoadedPipeline,
     family: Any,
@@ -49,6 +102,7 @@ def run_image(
     *,
     on_progress: ProgressFn | None,
     cancel_check: CancelCheck | None,
+    loras: Sequence[tuple[LoraSpec, Path]] = (),
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Generate; returns the (H, W, 3) uint8 image and the effective settings of the call."""
     import torch
@@ -101,6 +155,7 @@ def run_image(
         "guidance_scale": guidance,
         "input_image": request.image is not None,
         "strength": strength,
+        "loras": [{"source": redact(spec.source), "weight": lora_weight(spec)} for spec, _ in loras],
         "call_s": call_s,
     }
     return image, settings

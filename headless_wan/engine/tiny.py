@@ -1,8 +1,8 @@
-"""Tiny random-weight Wan pipelines (VACE and image-to-video), built in code with no hub access.
+"""Tiny random-weight Wan pipelines (VACE, image-to-video, text-to-video), built in code with no hub access.
 
-They are the real `WanVACEPipeline` and `WanImageToVideoPipeline` classes with toy-sized components,
-so every engine code path (loading policy, LoRAs, memory profiles, phase switching, callbacks) runs
-on a CPU in well under a second. The `tiny*` presets load them; tests and CPU demos use those presets.
+They are the real `WanVACEPipeline`, `WanImageToVideoPipeline` and `WanPipeline` classes with toy-sized
+components, so every engine code path (loading policy, LoRAs, memory profiles, phase switching,
+callbacks) runs on a CPU in well under a second. The `tiny*` presets load them; tests and CPU demos use those presets.
 
 The weights are random but deterministic: the same `seed` always builds the same model, which is
 what makes output comparisons between runs (LoRA on/off, profiles, determinism) meaningful.
@@ -99,6 +99,13 @@ _FAMILIES: dict[str, tuple[str, str, dict[str, Any]]] = {
         # latent (16) + the encoded first/last-frame video (16) + the 4-channel frame mask = 36.
         {"in_channels": 36},
     ),
+    "t2v": (
+        "WanPipeline",
+        "WanTransformer3DModel",
+        # The Wan2.2 T2V A14B layout: the I2V one with the noisy latent alone as input (16); built with
+        # two experts (`two_experts=True`), as that checkpoint has.
+        {"in_channels": 16},
+    ),
 }
 
 
@@ -148,7 +155,7 @@ def build_pipeline(
 ) -> Any:
     """Build a tiny Wan pipeline (float32, on the CPU, progress bar off): `WanVACEPipeline` for the
     `vace` family, `WanImageToVideoPipeline` (first/last-frame conditioning through the latent
-    channels) for `i2v`.
+    channels) for `i2v`, `WanPipeline` (text to video) for `t2v`.
 
     With `two_experts`, a second transformer with different weights serves the low-noise steps,
     laid out like the Wan 2.2 community conversions (`transformer_2` + `boundary_ratio`).

@@ -205,3 +205,19 @@ def build_qwen_image_pipeline(seed: int = 0, *, flow_shift: float = 3.0) -> Any:
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def build_qwen_edit_pipeline(seed: int = 0, *, plus: bool = False, flow_shift: float = 3.0) -> Any:
+    """The tiny `QwenImageEditPipeline` (or `QwenImageEditPlusPipeline` with `plus`): the tiny
+    Qwen-Image parts plus a Qwen2-VL processor whose image side is the PIL one (no torchvision),
+    capped at a few hundred pixels so the vision tower sees a handful of patches."""
+    from diffusers import QwenImageEditPipeline, QwenImageEditPlusPipeline
+
+    from headless_wan.engine.qwen_processor import image_only_processor
+
+    base = build_qwen_image_pipeline(seed, flow_shift=flow_shift)
+    processor = image_only_processor(base.tokenizer, min_pixels=28 * 28, max_pixels=56 * 56)
+    cls = QwenImageEditPlusPipeline if plus else QwenImageEditPipeline
+    pipe = cls(processor=processor, **base.components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -1,4 +1,5 @@
-"""Image task types on the image families (`engine/families/zimage.py`).
+"""Image task types on the image families (`engine/families/zimage.py`, `qwen.py`); the Qwen edit
+task types subclass these in `handlers/edits.py` (hooks: `_model_name`, `_loras`, `_prompt`).
 
 - `z_image_turbo`: prompt → `<task_id>.png` (or `.jpg` with `output_format: "jpeg"`) + sidecar.
 - `z_image_turbo_i2i`: input image (`image` / `image_url`) + prompt + `strength` → the same.
@@ -9,7 +10,8 @@ budget when larger (aspect kept, as the predecessor capped them), floored to mul
 input's aspect ratio at the model's pixel budget (`max_pixels` of the preset: about 1 MP for
 Z-Image Turbo), each side floored to a multiple of 16; an explicit `resolution` wins. The input is
 refused past `input_max_pixels` from its header, before decoding. Everything that needs no model
-(size, strength, model name, LoRAs) is checked before the input is downloaded.
+(size, strength, model name, LoRA weights) is checked before the input is downloaded. LoRAs:
+`loras` `[{path|url, strength|scale}]` and `additional_loras` `{source: weight}`.
 """
 
 from __future__ import annotations
@@ -54,35 +56,46 @@ class TextToImageHandler:
         self._engine.validate_image(request)
         return self._generate(ctx, params, request, started)
 
+    def _model_name(self, params: ImageTaskParams) -> str | None:
+        """The model the task asks for (edit task types read `qwen_edit_model` instead)."""
+        return params.model
+
+    def _loras(self, params: ImageTaskParams) -> tuple[LoraSpec, ...]:
+        return tuple(LoraSpec(source, str(weight)) for source, weight in params.lora_weights())
+
+    def _prompt(self, params: ImageTaskParams) -> str:
+        return params.prompt
+
     def _request(self, params: ImageTaskParams, size: tuple[int, int], **extra: Any) -> ImageRequest:
         width, height = (max(value // SIZE_MULTIPLE * SIZE_MULTIPLE, SIZE_MULTIPLE) for value in size)
         seed = params.seed if params.seed >= 0 else random.SystemRandom().randrange(2**31)
         return ImageRequest(
-            model=self._engine.requested_model(params.model, task_type=self.task_type),
-            prompt=params.prompt,
+            model=self._engine.requested_model(self._model_name(params), task_type=self.task_type),
+            prompt=self._prompt(params),
             negative_prompt=params.negative_prompt,
             width=width,
             height=height,
             seed=seed,
             steps=params.steps,
             guidance_scale=params.guidance_scale,
-            loras=tuple(LoraSpec(source, "1.0") for source in params.lora_sources()),
+            loras=self._loras(params),
             **extra,
         )
 
     def _pixel_budget(self, params: ImageTaskParams) -> int:
-        model = self._engine.requested_model(params.model, task_type=self.task_type)
+        model = self._engine.requested_model(self._model_name(params), task_type=self.task_type)
         return min(self._engine.preset(model).max_pixels, self._engine.presets.resolve(model).max_pixels)
 
     def _generate(
         self, ctx: TaskContext, params: ImageTaskParams, request: ImageRequest, started: float
     ) -> TaskResult:
         ctx.cancel.check()
-        self._engine.prepare_image(request, on_progress=ctx.progress.report)
-        ctx.mark_started(params.model or request.model)  # billing starts after the load
+        fetch = media_fetch.fetch  # LoRA URLs (local LoRA paths are read by the engine)
+        self._engine.prepare_image(request, on_progress=ctx.progress.report, fetch=fetch)
+        ctx.mark_started(self._model_name(params) or request.model)  # billing starts after the load
         ctx.cancel.check()
         result = self._engine.generate_image(
-            request, on_progress=ctx.progress.report, cancel_check=ctx.cancel.check
+            request, on_progress=ctx.progress.report, cancel_check=ctx.cancel.check, fetch=fetch
         )
         ctx.cancel.check()
         ctx.progress.report("encoding", 0, 1)
@@ -149,7 +162,13 @@ def fit_pixel_budget(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
 
 def image_handlers(engine: Engine, *, allow_local_inputs: bool | None = None) -> list[Handler]:
     """The image task types, sharing `engine` (and so the one warm pipeline) with the video ones."""
-    return [
-        cls(engine, allow_local_inputs=allow_local_inputs)
-        for cls in (TextToImageHandler, ImageToImageHandler, QwenImageHandler, QwenImage2512Handler)
-    ]
+    from headless_wan.handlers.edits import EDIT_HANDLERS
+
+    classes = (
+        TextToImageHandler,
+        ImageToImageHandler,
+        QwenImageHandler,
+        QwenImage2512Handler,
+        *EDIT_HANDLERS,
+    )
+    return [cls(engine, allow_local_inputs=allow_local_inputs) for cls in classes]

@@ -96,3 +96,30 @@ def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
             f"image {path.name} is {width}x{height} ({width * height:,} pixels), over the "
             f"{max_pixels:,}-pixel input limit (HW_MAX_INPUT_PIXELS)"
         )
+
+
+MASK_THRESHOLD = 128
+"""Mask pixels at or above this grey level mark the region to edit; below it, the region to keep."""
+EDIT_GREEN = (0, 255, 0)
+
+
+def binarised_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`mask` as a 0/255 greyscale image of exactly `size` (width, height).
+
+    One rule for a mask of another size: it is stretched to the image's size (bilinear, aspect not
+    kept: the app draws masks over the whole image, so a smaller or larger mask is the same picture
+    at another scale), then thresholded at `MASK_THRESHOLD`. Raises MediaError when nothing is marked."""
+    grey = mask.convert("L")
+    if grey.size != size:
+        grey = grey.resize(size, Image.Resampling.BILINEAR)
+    binary = grey.point(lambda level: 255 if level >= MASK_THRESHOLD else 0)
+    if binary.getextrema()[1] == 0:
+        raise MediaError(f"mask_url: the mask marks no pixel (none at or above grey level {MASK_THRESHOLD})")
+    return binary
+
+
+def green_composite(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """The image with the mask's region painted pure green: how the Qwen edit model is shown the
+    area to change (the predecessor's masked edits; the edit LoRAs were trained on this)."""
+    rgb = image.convert("RGB")
+    return Image.composite(Image.new("RGB", rgb.size, EDIT_GREEN), rgb, binarised_mask(mask, rgb.size))

@@ -10,10 +10,11 @@ line in `families/__init__.py`, never an if/else in the generation path:
 - `call_kwargs(request)`: the request's conditioning inputs as that pipeline's call arguments;
 - `build_tiny(name, ...)` / `from_pretrained(...)`: how weights become a pipeline.
 
-Image families (`zimage`, `qwen`) also have `vae_class` (the diffusers VAE class of their
-checkpoints), `check_image(request, preset)` and `image_call(pipe, request, guidance)` (the
-pipeline view to call and its arguments) for an `ImageRequest`; their `check` refuses every video
-request by name. The engine tells them apart by `image_call` (`Engine.validate_image`).
+Image families (`zimage`, `qwen`, `qwen_edit`, `qwen_edit_plus`) also have `vae_class` (the
+diffusers VAE class of their checkpoints), `check_image(request, preset)`, `image_call(pipe,
+request, guidance)` (the pipeline view to call and its arguments) for an `ImageRequest`, and
+`supports_loras` (LoRAs into their `transformer`); their `check` refuses every video request by
+name. The engine tells them apart by `image_call` (`Engine.validate_image`).
 
 Families import torch and diffusers inside their methods only (the engine package stays cheap).
 """

@@ -23,6 +23,7 @@ class QwenImageFamily:
     name = "qwen"
     pipeline_class = "QwenImagePipeline"
     vae_class = "AutoencoderKLQwenImage"
+    supports_loras = True
     builtins: Mapping[str, bool] = {"tiny-qwen-image": False}
 
     def check(self, request: GenerationRequest, preset: Preset) -> None:
@@ -36,7 +37,7 @@ class QwenImageFamily:
     def check_image(self, request: ImageRequest, preset: Preset) -> None:
         if request.image is not None:
             raise InvalidTaskParams(
-                f"image: {preset.name} is a text-to-image model; image editing is not supported yet"
+                f"image: {preset.name} is a text-to-image model; use qwen_image_edit to edit an image"
             )
 
     def image_call(self, pipe: Any, request: ImageRequest, guidance: float) -> tuple[Any, dict[str, Any]]:

@@ -28,6 +28,7 @@ class ZImageFamily:
     name = "zimage"
     pipeline_class = "ZImagePipeline"
     vae_class = "AutoencoderKL"
+    supports_loras = True  # into the transformer, which the img2img view shares
     builtins: Mapping[str, bool] = {"tiny-zimage": False}
 
     def check(self, request: GenerationRequest, preset: Preset) -> None:

@@ -187,3 +187,14 @@ def test_i2v_inputs_are_checked_before_any_download(handlers, tmp_path: Path, ch
             context(tmp_path, task, recorder, cancel), VaceParams.model_validate(payload)
         )
     assert recorder.started == []
+
+
+def test_wan_t2i_with_the_apps_optimised_t2i_runs_on_the_t2v_family(handlers, tmp_path: Path) -> None:
+    payload = {"model": "optimised-t2i", "prompt": "a red bird", "resolution": "48x32", "steps": 2, "seed": 3}
+    task = Task(id="t2i", task_type="wan_2_2_t2i", params=payload)
+    result = handlers["wan_2_2_t2i"].run(
+        context(tmp_path, task, Recorder(), CancelToken()), ImageParams.model_validate(payload)
+    )
+    assert Image.open(result.output).size == (48, 32)
+    sidecar = json.loads(result.output.with_name("t2i.settings.json").read_text())
+    assert (sidecar["preset"], sidecar["pipeline_class"]) == ("tiny-t2v", "WanPipeline")

@@ -102,8 +102,8 @@ def test_an_unreadable_image_fails_naming_the_input(handlers, tmp_path: Path) ->
         ),
         (
             "z_image_turbo",
-            {"resolution": "64x64", "additional_loras": {"https://x/a.safetensors": 1}},
-            "loras: ",
+            {"resolution": "64x64", "additional_loras": {"https://x/a.safetensors": "1;0"}},
+            "loras: 'https://x/a.safetensors' has weight '1;0'; an image LoRA takes one number",
         ),
     ],
 )

@@ -24,7 +24,10 @@ def test_video_and_image_tasks_over_http(site: Site, tmp_path: Path) -> None:
     server = site.server
     example = json.loads((REPO / "examples" / "generate_video.json").read_text())
     video = server.submit(example["task_type"], example["params"])
-    image = server.submit("wan_2_2_t2i", {"prompt": "a red bird", "resolution": "48x32", "steps": 2})
+    # The app's default image model (imageGeneration.ts): optimised-t2i, on the T2V family.
+    image = server.submit(
+        "wan_2_2_t2i", {"model": "optimised-t2i", "prompt": "a red bird", "resolution": "48x32", "steps": 2}
+    )
 
     worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny")
     assert worker.wait(timeout_s=240) == 0, worker.output()

@@ -49,3 +49,52 @@ def test_z_image_tasks_over_http(site: Site) -> None:
     failed = server.task(bad)
     assert failed["status"] == "Failed" and "strength: must be a number in (0, 1]" in failed["error_message"]
     assert_no_client_errors(server)
+
+
+def test_qwen_edit_tasks_over_http(site: Site, tmp_path) -> None:
+    from headless_wan.handlers import edits
+    from tests.integration.engine.qwen_fixtures import seed_lora_cache
+
+    server = site.server
+    image, mask = f"{server.user_id}/uploads/source.png", f"{server.user_id}/uploads/mask.png"
+    server.put(image, (REPO / "examples" / "images" / "travel_0.png").read_bytes(), "image/png")
+    server.put(mask, (REPO / "examples" / "images" / "travel_0_mask.png").read_bytes(), "image/png")
+    image_url, mask_url = server.public_url(image), server.public_url(mask)
+    # The payloads the app's resolvers build (magicEdit.ts, maskedEdit.ts, imageGeneration.ts);
+    # annotated_image_edit is image_inpaint with another task LoRA (tests/integration/engine/test_image_edits.py).
+    magic = server.submit(
+        "qwen_image_edit",
+        {"seed": 3, "image": image_url, "prompt": "make it snow", "output_format": "jpeg",
+         "qwen_edit_model": "qwen-edit-2511", "enable_sync_mode": False, "max_wait_seconds": 300,
+         "enable_base64_output": False, "add_in_position": False, "steps": 2},
+    )  # fmt: skip
+    masked = {"image_url": image_url, "mask_url": mask_url, "prompt": "a balloon", "num_generations": 1,
+              "generation_id": "g1", "based_on": "g1", "parent_generation_id": "g1", "steps": 2}  # fmt: skip
+    inpaint = server.submit("image_inpaint", masked)
+    style = server.submit(
+        "qwen_image_style",
+        {"model": "qwen-image", "prompt": "a harbour", "resolution": "1024x576", "seed": 4, "steps": 2,
+         "add_in_position": False, "style_reference_image": image_url, "subject_reference_image": image_url,
+         "style_reference_strength": 1.1},
+    )  # fmt: skip
+    bad = server.submit(
+        "qwen_image_edit", {"image": image_url, "prompt": "x", "qwen_edit_model": "qwen-edit-9"}
+    )
+
+    cache = tmp_path / "loras"  # the task LoRAs, as after their first download
+    seed_lora_cache(cache, (edits.INPAINT_LORA, edits.STYLE_LORA))
+    worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny", HW_LORA_CACHE_DIR=str(cache))
+    assert worker.wait(timeout_s=300) == 0, worker.output()
+
+    for task_id, size, fmt in ((magic, (64, 64), "JPEG"), (inpaint, (64, 64), "PNG"),
+                               (style, (160, 96), "PNG")):  # fmt: skip
+        row = server.task(task_id)
+        assert row["status"] == "Complete", row["error_message"]
+        picture = Image.open(io.BytesIO(server.object_at(row["output_location"])))
+        assert (picture.format, picture.size) == (fmt, size)
+    failed = server.task(bad)
+    assert (
+        failed["status"] == "Failed"
+        and "qwen_edit_model: unknown edit model 'qwen-edit-9'" in failed["error_message"]
+    )
+    assert_no_client_errors(server)

@@ -30,6 +30,9 @@ def test_families_name_their_pipeline_classes() -> None:
         "i2v": "WanImageToVideoPipeline",
         "zimage": "ZImagePipeline",
         "qwen": "QwenImagePipeline",
+        "qwen_edit": "QwenImageEditPipeline",
+        "qwen_edit_plus": "QwenImageEditPlusPipeline",
+        "t2v": "WanPipeline",
     }
     with pytest.raises(ConfigError, match="unknown pipeline family 'ltx'"):
         get_family("ltx")
@@ -109,3 +112,13 @@ def test_i2v_call_arguments_are_image_and_last_image_fitted_to_the_size() -> Non
 def test_vace_call_arguments_default_the_conditioning_scale() -> None:
     kwargs = get_family("vace").call_kwargs(request(model="tiny"))
     assert kwargs == {"conditioning_scale": 1.0}
+
+
+def test_optimised_t2i_is_the_predecessors_t2v_model_and_takes_no_image(engine: Engine) -> None:
+    preset = engine.validate(request(model="optimised-t2i", width=1024, height=1024, num_frames=1))
+    assert (preset.family, preset.weights, preset.experts, preset.boundary_ratio, preset.steps) == (
+        "t2v", "Wan-AI/Wan2.2-T2V-A14B-Diffusers", 2, 0.95, 10,
+    )  # fmt: skip
+    assert [lora.multiplier for lora in preset.loras] == ["1.0", "0.2", "0.5", "0.5"]
+    with pytest.raises(InvalidTaskParams, match=r"^image_start: optimised-t2i is a text-to-video model"):
+        engine.validate(request(model="optimised-t2i", start_image=START, num_frames=1))

@@ -60,7 +60,11 @@ def test_the_qwen_text_to_image_model_refuses_an_input_image(engine: Engine) -> 
         ({"seed": -3}, "seed: "),
         ({"steps": 0}, "steps: "),
         ({"guidance_scale": 99.0}, "guidance_scale: "),
-        ({"loras": (LoraSpec("https://example.com/a.safetensors"),)}, "loras: LoRAs are not supported"),
+        (
+            {"loras": (LoraSpec("https://example.com/a.safetensors", "1;0"),)},
+            "loras: .* an image LoRA takes one number",
+        ),
+        ({"loras": (LoraSpec("https://example.com/a.safetensors", "50"),)}, r"loras: .* outside \[-10, 10\]"),
         ({"model": "qwen-nope"}, "model: unknown model 'qwen-nope'"),
         ({"model": "vace_14B"}, "model: wan2.1-vace-14b is a vace video model"),
     ],
@@ -82,13 +86,13 @@ def test_image_params_parse_the_apps_payloads() -> None:
          "additional_loras": {"https://x/l.safetensors": 0.8}, "shot_id": "ignored"}
     )  # fmt: skip
     assert t2i.size() == (1152, 896) and t2i.steps == 12 and t2i.suffix == ".png"
-    assert t2i.lora_sources() == ["https://x/l.safetensors"]
+    assert t2i.lora_weights() == [("https://x/l.safetensors", 0.8)]
     i2i = ImageToImageParams.model_validate(
         {"image_url": "https://x/in.png", "strength": 0.6, "image_size": "auto",
          "num_inference_steps": 8, "output_format": "jpeg", "loras": [{"path": "https://x/a", "scale": 1}]}
     )  # fmt: skip
     assert (i2i.image, i2i.strength, i2i.size(), i2i.steps) == ("https://x/in.png", 0.6, None, 8)
-    assert i2i.suffix == ".jpg" and i2i.lora_sources() == ["https://x/a"]
+    assert i2i.suffix == ".jpg" and i2i.lora_weights() == [("https://x/a", 1)]
 
 
 @pytest.mark.parametrize(
