@@ -1,5 +1,5 @@
 """The app's image task types (Z-Image text-to-image and image-to-image, Qwen-Image) on the tiny models,
-through a worker process on the Reigh backend (2026-04: `one_generation`)."""
+through a worker process on the Reigh backend (one generation per case: `one_generation`)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ def test_z_image_tasks_over_http(site: Site) -> None:
     assert_no_client_errors(server)
 
 
+# Like the case above (single generations, one Failed write); 2026-01, so each generation runs one of the
+# two image cases.
+@one_generation("2026-01")
 def test_qwen_edit_tasks_over_http(site: Site, tmp_path) -> None:
     from headless_wan.handlers import edits
     from tests.integration.engine.qwen_fixtures import seed_lora_cache
