@@ -29,6 +29,26 @@ if TYPE_CHECKING:
     from headless_wan.engine.request import GenerationRequest
 
 
+VACE_INPUTS = ("video_guide", "video_mask", "image_refs", "conditioning_scale")
+ANCHOR_INPUTS = ("image_start", "image_end")
+
+
+def first_present(request: GenerationRequest, fields: tuple[str, ...]) -> str | None:
+    """The first of `fields` (named as the task names them) that `request` carries, else None.
+
+    Families use it to refuse, by name, an input only another family understands.
+    """
+    carried = {
+        "video_guide": request.guide is not None,
+        "video_mask": request.mask is not None,
+        "image_refs": bool(request.reference_images),
+        "conditioning_scale": request.conditioning_scale is not None,
+        "image_start": request.start_image is not None,
+        "image_end": request.end_image is not None,
+    }
+    return next((field for field in fields if carried[field]), None)
+
+
 class Family(Protocol):
     name: str
     pipeline_class: str

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from headless_wan.engine.families.base import VACE_INPUTS, first_present
 from headless_wan.engine.request import fit_frames
 from headless_wan.errors import InvalidTaskParams
 
@@ -39,18 +40,12 @@ class I2VFamily:
                 f"num_frames: an image-to-video model needs at least {MIN_FRAMES} frames "
                 f"(got {request.num_frames})"
             )
-        vace_only = (
-            ("video_guide", request.guide is not None),
-            ("video_mask", request.mask is not None),
-            ("image_refs", bool(request.reference_images)),
-            ("conditioning_scale", request.conditioning_scale is not None),
-        )
-        for field, present in vace_only:
-            if present:
-                raise InvalidTaskParams(
-                    f"{field}: {preset.name} is an image-to-video model; {field} is a VACE input "
-                    "(use image_start / image_end, or a VACE model)"
-                )
+        field = first_present(request, VACE_INPUTS)
+        if field is not None:
+            raise InvalidTaskParams(
+                f"{field}: {preset.name} is an image-to-video model; {field} is a VACE input "
+                "(use image_start / image_end, or a VACE model)"
+            )
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"image": _fitted(request.start_image, request.width, request.height)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from headless_wan.engine.families.base import ANCHOR_INPUTS, VACE_INPUTS, first_present
 from headless_wan.errors import InvalidTaskParams
 
 if TYPE_CHECKING:
@@ -21,20 +22,12 @@ class T2VFamily:
     builtins: Mapping[str, bool] = {"tiny-t2v": True}
 
     def check(self, request: GenerationRequest, preset: Preset) -> None:
-        inputs = (
-            ("video_guide", request.guide is not None),
-            ("video_mask", request.mask is not None),
-            ("image_refs", bool(request.reference_images)),
-            ("conditioning_scale", request.conditioning_scale is not None),
-            ("image_start", request.start_image is not None),
-            ("image_end", request.end_image is not None),
-        )
-        for field, present in inputs:
-            if present:
-                raise InvalidTaskParams(
-                    f"{field}: {preset.name} is a text-to-video model and takes no {field} "
-                    "(use a VACE or image-to-video model)"
-                )
+        field = first_present(request, VACE_INPUTS + ANCHOR_INPUTS)
+        if field is not None:
+            raise InvalidTaskParams(
+                f"{field}: {preset.name} is a text-to-video model and takes no {field} "
+                "(use a VACE or image-to-video model)"
+            )
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         return {}

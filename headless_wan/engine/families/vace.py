@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from headless_wan.engine.families.base import ANCHOR_INPUTS, first_present
 from headless_wan.engine.request import fit_frames
 from headless_wan.errors import InvalidTaskParams
 
@@ -22,12 +23,12 @@ class VaceFamily:
     builtins: Mapping[str, bool] = {"tiny": False, "tiny-2experts": True}
 
     def check(self, request: GenerationRequest, preset: Preset) -> None:
-        for field, value in (("image_start", request.start_image), ("image_end", request.end_image)):
-            if value is not None:
-                raise InvalidTaskParams(
-                    f"{field}: {preset.name} is a VACE model; it takes anchor images painted into "
-                    "video_guide (with a black video_mask on those frames), not as image_start/image_end"
-                )
+        field = first_present(request, ANCHOR_INPUTS)
+        if field is not None:
+            raise InvalidTaskParams(
+                f"{field}: {preset.name} is a VACE model; it takes anchor images painted into "
+                "video_guide (with a black video_mask on those frames), not as image_start/image_end"
+            )
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         """Guide and mask as PIL lists of exactly H x W (the only input form the pipeline handles
