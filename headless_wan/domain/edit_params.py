@@ -26,9 +26,6 @@ class EditParams(ImageTaskParams):
 
     image: str = Field(validation_alias=AliasChoices("image", "image_url"), min_length=1)
     qwen_edit_model: str = "qwen-edit"
-    lightning_lora_strength: float | None = Field(
-        None, validation_alias=AliasChoices("lightning_lora_strength", "lightning_lora_strength_phase_1")
-    )
 
     @field_validator("qwen_edit_model")
     @classmethod
@@ -56,9 +53,6 @@ class StyleParams(ImageTaskParams):
     scene_reference_strength: float = Field(0.0, ge=0.0, le=2.0)
     subject_description: str = ""
     in_this_scene: bool = False
-    lightning_lora_strength: float | None = Field(
-        None, validation_alias=AliasChoices("lightning_lora_strength", "lightning_lora_strength_phase_1")
-    )
 
     @property
     def reference(self) -> str | None:

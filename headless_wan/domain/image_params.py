@@ -34,6 +34,11 @@ class ImageTaskParams(BaseModel):
     output_format: str = "png"
     loras: tuple[Any, ...] = ()
     additional_loras: dict[str, Any] = Field(default_factory=dict)
+    lightning_lora_strength: float | None = Field(
+        None, validation_alias=AliasChoices("lightning_lora_strength", "lightning_lora_strength_phase_1")
+    )
+    """The model's Lightning LoRA weight (the predecessor's `_phase_1`; one pass here, so `_phase_2` does
+    not apply); refused on a model without one."""
 
     @field_validator("output_format")
     @classmethod

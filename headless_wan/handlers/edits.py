@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 from headless_wan.domain.edit_params import EditParams, MaskedEditParams, StyleParams
 from headless_wan.domain.image_params import ImageTaskParams
 from headless_wan.domain.tasks import TaskResult
-from headless_wan.engine import LoraSpec
 from headless_wan.engine.image_request import SIZE_MULTIPLE
 from headless_wan.errors import InvalidTaskParams
 from headless_wan.handlers.base import TaskContext
@@ -63,26 +62,11 @@ class QwenImageEditHandler(TextToImageHandler):
 
     task_type: ClassVar[str] = "qwen_image_edit"
     params_model: ClassVar[type[ImageTaskParams]] = EditParams
-    lightning_default: ClassVar[float] = 0.85
-    """The predecessor's Lightning weight for this task type."""
+    lightning_default: ClassVar[float | None] = 0.85  # the predecessor's, per task type
     task_loras: ClassVar[tuple[str, ...]] = ()
 
     def _model_name(self, params: Any) -> str | None:
         return params.qwen_edit_model
-
-    def _loras(self, params: Any) -> tuple[LoraSpec, ...]:
-        preset = self._engine.preset(self._model_name(params), task_type=self.task_type)
-        lightning = [lora.source for lora in preset.loras if "lightning" in lora.source.lower()]
-        if params.lightning_lora_strength is not None and not lightning:
-            raise InvalidTaskParams(f"lightning_lora_strength: {preset.name} runs without a Lightning LoRA")
-        weight = (
-            self.lightning_default
-            if params.lightning_lora_strength is None
-            else params.lightning_lora_strength
-        )
-        own = [LoraSpec(source, str(weight)) for source in lightning]
-        own += [LoraSpec(source, str(w)) for source, w in self._extra_loras(params)]
-        return (*own, *super()._loras(params))  # the task's own entries win (same source re-weights)
 
     def _extra_loras(self, params: Any) -> list[tuple[str, float]]:
         return [(source, 1.0) for source in self.task_loras]
@@ -125,7 +109,7 @@ class ImageInpaintHandler(QwenImageEditHandler):
 
     task_type: ClassVar[str] = "image_inpaint"
     params_model: ClassVar[type[ImageTaskParams]] = MaskedEditParams
-    lightning_default: ClassVar[float] = 0.75
+    lightning_default: ClassVar[float | None] = 0.75
     task_loras: ClassVar[tuple[str, ...]] = (INPAINT_LORA,)
 
     def _source_image(self, ctx: TaskContext, params: Any) -> Any:

@@ -11,11 +11,14 @@ input's aspect ratio at the model's pixel budget (`max_pixels` of the preset: ab
 Z-Image Turbo), each side floored to a multiple of 16; an explicit `resolution` wins. The input is
 refused past `input_max_pixels` from its header, before decoding. Everything that needs no model
 (size, strength, model name, LoRA weights) is checked before the input is downloaded. LoRAs:
-`loras` `[{path|url, strength|scale}]` and `additional_loras` `{source: weight}`.
+`loras` `[{path|url, strength|scale}]` and `additional_loras` `{source: weight}`; `lightning_lora_strength` (or `_phase_1`) re-weights the model's
+Lightning LoRA (a preset LoRA whose file name says Lightning) and is ignored, with a log line, on a model
+without one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -32,6 +35,7 @@ from headless_wan.media import fetch as media_fetch
 from headless_wan.media import video_io
 
 DEFAULT_RESOLUTION = (1024, 1024)
+_log = logging.getLogger(__name__)
 
 
 class TextToImageHandler:
@@ -60,8 +64,33 @@ class TextToImageHandler:
         """The model the task asks for (edit task types read `qwen_edit_model` instead)."""
         return params.model
 
+    lightning_default: ClassVar[float | None] = None
+    """This task type's weight for the model's Lightning LoRA; None keeps the preset's multiplier."""
+
     def _loras(self, params: ImageTaskParams) -> tuple[LoraSpec, ...]:
-        return tuple(LoraSpec(source, str(weight)) for source, weight in params.lora_weights())
+        own = [*self._lightning(params), *self._extra_loras(params)]
+        pairs = [*own, *params.lora_weights()]  # the task's own entries win (same source re-weights)
+        return tuple(LoraSpec(source, str(weight)) for source, weight in pairs)
+
+    def _lightning(self, params: ImageTaskParams) -> list[tuple[str, float]]:
+        """The model's Lightning LoRA (a preset LoRA whose file name says Lightning) re-weighted by
+        `lightning_lora_strength` or this task type's default; nothing when neither applies."""
+        preset = self._engine.preset(self._model_name(params), task_type=self.task_type)
+        sources = [lora.source for lora in preset.loras if "lightning" in lora.source.lower()]
+        if params.lightning_lora_strength is not None and not sources:
+            # The app sends its hires-fix strengths whatever the model (Z-Image, the Edit Plus releases):
+            # refusing would fail tasks the predecessor ran.
+            _log.info(
+                "ignoring lightning_lora_strength: %s runs without a Lightning LoRA", preset.name,
+                extra={"action": "unsupported_fields"},
+            )  # fmt: skip
+        asked = params.lightning_lora_strength
+        weight = self.lightning_default if asked is None else asked
+        return [] if weight is None else [(source, weight) for source in sources]
+
+    def _extra_loras(self, params: ImageTaskParams) -> list[tuple[str, float]]:
+        """LoRAs this task type always adds (the edit types' task LoRAs)."""
+        return []
 
     def _prompt(self, params: ImageTaskParams) -> str:
         return params.prompt

@@ -8,12 +8,15 @@ import pytest
 from PIL import Image
 
 from headless_wan.domain.edit_params import EditParams, MaskedEditParams, StyleParams
+from headless_wan.domain.image_params import ImageTaskParams
 from headless_wan.engine import Engine, EngineConfig
-from headless_wan.errors import InvalidTaskParams, MediaError
-from headless_wan.handlers import edits
+from headless_wan.errors import MediaError
+from headless_wan.handlers import edits, images
 from headless_wan.media.images import binarised_mask, green_composite
 
 LIGHTNING = "https://huggingface.co/lightx2v/Qwen-Image-Lightning/resolve/main/Qwen-Image-Edit-Lightning-8steps-V1.0-bf16.safetensors"
+QWEN_LIGHTNING = "https://huggingface.co/lightx2v/Qwen-Image-Lightning/resolve/main/Qwen-Image-Lightning-4steps-V2.0-bf16.safetensors"
+QWEN_2512_LIGHTNING = "https://huggingface.co/lightx2v/Qwen-Image-2512-Lightning/resolve/main/Qwen-Image-2512-Lightning-4steps-V1.0-bf16.safetensors"
 
 
 @pytest.mark.parametrize(
@@ -66,12 +69,30 @@ def test_each_task_type_adds_its_loras_at_the_predecessors_weights(engine) -> No
     assert _loras(edits.QwenImageStyleHandler, engine, style) == [(LIGHTNING, 0.85), (edits.SCENE_LORA, 0.5)]
 
 
-def test_lightning_strength_on_a_model_without_lightning_fails_by_name(engine) -> None:
+def test_lightning_strength_on_a_model_without_lightning_is_ignored_with_a_log_line(engine, caplog) -> None:
+    # The app sends its hires-fix Lightning strengths whatever the model.
     params = EditParams.model_validate(
         {"image": "x", "qwen_edit_model": "qwen-edit-2511", "lightning_lora_strength": 1}
     )
-    with pytest.raises(InvalidTaskParams, match="lightning_lora_strength: qwen-image-edit-2511 runs without"):
-        edits.QwenImageEditHandler(engine)._loras(params)
+    with caplog.at_level("INFO", logger="headless_wan.handlers.images"):
+        assert _loras(edits.QwenImageEditHandler, engine, params) == []
+    assert "ignoring lightning_lora_strength: qwen-image-edit-2511 runs without" in caplog.text
+    turbo = ImageTaskParams.model_validate({"model": "z-image", "lightning_lora_strength_phase_1": 0.4})
+    assert _loras(images.TextToImageHandler, engine, turbo) == []
+
+
+def test_qwen_text_to_image_runs_its_lightning_lora_re_weighted_by_the_task(engine) -> None:
+    """qwen-image / qwen-image-2512 carry the predecessor's 4-step Lightning LoRAs as preset LoRAs (the
+    engine applies them at their preset weight); the task's strength re-weights them."""
+    for handler, model, lora in (
+        (images.QwenImageHandler, "qwen-image", QWEN_LIGHTNING),
+        (images.QwenImage2512Handler, "qwen-image-2512", QWEN_2512_LIGHTNING),
+    ):
+        preset = engine.presets.resolve(model)
+        assert ([item.source for item in preset.loras], preset.steps) == ([lora], 4)
+        assert _loras(handler, engine, ImageTaskParams.model_validate({"model": model})) == []
+        asked = ImageTaskParams.model_validate({"model": model, "lightning_lora_strength_phase_1": 0.7})
+        assert _loras(handler, engine, asked) == [(lora, 0.7)]
 
 
 def test_the_apps_edit_model_names_resolve_to_their_presets(engine) -> None:
