@@ -56,5 +56,7 @@ def test_dockerfile_keeps_what_operators_rely_on() -> None:
     assert "USER 10001" in text and "HF_HOME=/models" in text and 'VOLUME ["/models", "/data"]' in text
     assert 'ENTRYPOINT ["python", "-m", "headless_wan"]' in text
     assert "headless_wan.healthcheck" in text
+    # The attention kernels stay opt-in (they need a -devel image) and build against the pinned torch.
+    assert 'ARG ATTENTION_PACKAGES=""' in text and "--no-build-isolation --requirement" in text
     ignored = (REPO / ".dockerignore").read_text()
     assert "*" in ignored.splitlines() and "!headless_wan/" in ignored  # an allow-list
