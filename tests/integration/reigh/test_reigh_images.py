@@ -35,12 +35,18 @@ def test_z_image_tasks_over_http(site: Site) -> None:
         "qwen_image",
         {"model": "qwen-image", "prompt": "a city at night", "resolution": "1024x576", "seed": 3, "steps": 2},
     )
+    # The app sends its Lightning strength whatever the model; the tiny model has none, so it is ignored.
+    qwen_2512 = server.submit(
+        "qwen_image_2512",
+        {"model": "qwen-image-2512", "prompt": "a sign that says hi", "resolution": "64x64", "seed": 5,
+         "steps": 2, "lightning_lora_strength_phase_1": 0.8},
+    )  # fmt: skip
     bad = server.submit("z_image_turbo_i2i", {"image_url": server.public_url(path), "strength": 1.5})
 
     worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny")
     assert worker.wait(timeout_s=240) == 0, worker.output()
 
-    for task_id, size in ((t2i, (80, 48)), (i2i, (128, 128)), (qwen, (160, 96))):
+    for task_id, size in ((t2i, (80, 48)), (i2i, (128, 128)), (qwen, (160, 96)), (qwen_2512, (64, 64))):
         row = server.task(task_id)
         assert row["status"] == "Complete", row["error_message"]
         assert server.generations(task_id) == 1
@@ -63,8 +69,7 @@ def test_qwen_edit_tasks_over_http(site: Site, tmp_path) -> None:
     server.put(image, (REPO / "examples" / "images" / "travel_0.png").read_bytes(), "image/png")
     server.put(mask, (REPO / "examples" / "images" / "travel_0_mask.png").read_bytes(), "image/png")
     image_url, mask_url = server.public_url(image), server.public_url(mask)
-    # The payloads the app's resolvers build (magicEdit.ts, maskedEdit.ts, imageGeneration.ts);
-    # annotated_image_edit is image_inpaint with another task LoRA (tests/integration/engine/test_image_edits.py).
+    # The payloads the app's resolvers build (magicEdit.ts, maskedEdit.ts, imageGeneration.ts).
     magic = server.submit(
         "qwen_image_edit",
         {"seed": 3, "image": image_url, "prompt": "make it snow", "output_format": "jpeg",
@@ -74,6 +79,7 @@ def test_qwen_edit_tasks_over_http(site: Site, tmp_path) -> None:
     masked = {"image_url": image_url, "mask_url": mask_url, "prompt": "a balloon", "num_generations": 1,
               "generation_id": "g1", "based_on": "g1", "parent_generation_id": "g1", "steps": 2}  # fmt: skip
     inpaint = server.submit("image_inpaint", masked)
+    annotated = server.submit("annotated_image_edit", masked)
     style = server.submit(
         "qwen_image_style",
         {"model": "qwen-image", "prompt": "a harbour", "resolution": "1024x576", "seed": 4, "steps": 2,
@@ -85,12 +91,12 @@ def test_qwen_edit_tasks_over_http(site: Site, tmp_path) -> None:
     )
 
     cache = tmp_path / "loras"  # the task LoRAs, as after their first download
-    seed_lora_cache(cache, (edits.INPAINT_LORA, edits.STYLE_LORA))
+    seed_lora_cache(cache, (edits.INPAINT_LORA, edits.ANNOTATE_LORA, edits.STYLE_LORA))
     worker = site.start_worker("--drain", HW_MODEL_OVERRIDE="tiny", HW_LORA_CACHE_DIR=str(cache))
     assert worker.wait(timeout_s=300) == 0, worker.output()
 
     for task_id, size, fmt in ((magic, (64, 64), "JPEG"), (inpaint, (64, 64), "PNG"),
-                               (style, (160, 96), "PNG")):  # fmt: skip
+                               (annotated, (64, 64), "PNG"), (style, (160, 96), "PNG")):  # fmt: skip
         row = server.task(task_id)
         assert row["status"] == "Complete", row["error_message"]
         picture = Image.open(io.BytesIO(server.object_at(row["output_location"])))
