@@ -2,8 +2,9 @@
 `AutoencoderKLQwenImage`, `QwenImageTransformer2DModel`).
 
 An image family (takes an `ImageRequest`). Its CFG is "true" CFG (`true_cfg_scale`, a second pass
-with the negative prompt); the request's `guidance_scale` means that. Not here yet: the edit
-pipelines (`QwenImageEdit*`, an input image) and LoRAs; a request with an input image fails by name.
+with the negative prompt, so only when there is one); the request's `guidance_scale` means that. LoRAs
+go into its `transformer`. Text-to-image only: the edit pipelines are `qwen_edit.py`, and a request
+with an input image fails by name.
 """
 
 from __future__ import annotations
